@@ -1,0 +1,225 @@
+//! Command-line definitions (clap derive). Parsing only: no AWS, no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::stack::{parse_cidr, parse_duration, parse_instance_type, Cidr, StackName, Timeout};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "l5d-ecs",
+    version,
+    about = "Stand up, exercise and tear down a linkerd service mesh on Amazon ECS",
+    long_about = "Stand up, exercise and tear down the linkerd 1.x + consul demo of \
+                  \"Running in ECS\" on Amazon ECS: one command up, one command down.",
+    after_help = "Examples:\n  l5d-ecs up --allow-cidr 203.0.113.7/32\n  l5d-ecs down --yes"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after the subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Name of the stack; every AWS name is derived from it
+    /// (lowercase letters, digits and dashes, starts with a letter, at most 32 characters).
+    #[arg(long, global = true, env = "L5D_ECS_STACK", default_value = "l5d-demo",
+          value_parser = StackName::parse)]
+    pub stack: StackName,
+
+    /// State file [default: .l5d-ecs/<stack>.json]
+    #[arg(long, global = true, env = "L5D_ECS_STATE", value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// AWS region (otherwise AWS_REGION or the profile's region)
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile from the shared config files
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Send every AWS call to this endpoint (AWS_ENDPOINT_URL works too)
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Output format: `text` for people, `json` for one JSON document on stdout
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Show each AWS call (repeat for more detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Show only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create every resource of the stack, in dependency order, and wait for the nodes to join
+    #[command(after_help = "Example:\n  l5d-ecs up --allow-cidr 203.0.113.7/32 --key-pair my-key")]
+    Up(UpArgs),
+
+    /// Remove everything this stack created
+    #[command(after_help = "Example:\n  l5d-ecs down --yes")]
+    Down(DownArgs),
+
+    /// Step: the security group `<stack>-sg` (and the choice of VPC and subnet)
+    SecurityGroup(SecurityGroupArgs),
+
+    /// Step: the consul server instance `<stack>-consul-server`
+    ConsulServer(ConsulServerArgs),
+
+    /// Step: the ECS cluster `<stack>`
+    Cluster,
+
+    /// Step: the inline policy `<stack>-policy` on the instance role (created if missing)
+    RolePolicy(RoleArgs),
+
+    /// Step: the five task definitions `<stack>-linkerd`, `<stack>-linkerd-viz`, ...
+    RegisterTasks,
+
+    /// Step: the launch configuration `<stack>-lc` (or launch template `<stack>-lt`)
+    LaunchConfig(LaunchConfigArgs),
+
+    /// Step: the auto scaling group `<stack>-asg`
+    Asg(AsgArgs),
+
+    /// Step: the DAEMON services that run linkerd, consul-agent and consul-registrator on every node
+    Daemons,
+}
+
+/// Where the stack lives.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NetworkArgs {
+    /// Availability zone of the default VPC's default subnet [default: the region's first AZ
+    /// that has one]
+    #[arg(long, value_name = "AZ", conflicts_with = "subnet_ids")]
+    pub availability_zone: Option<String>,
+
+    /// Use this subnet (repeatable) and its VPC instead of the default VPC
+    #[arg(long = "subnet-id", value_name = "ID")]
+    pub subnet_ids: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct AccessArgs {
+    /// Open the demo's ports (22, 4140, 9990, 3000, 8500) to this CIDR (repeatable)
+    /// [default: your public IP as a /32]
+    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_cidrs: Vec<Cidr>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InstanceArgs {
+    /// EC2 instance type of the consul server and the ECS nodes
+    #[arg(long, default_value = "m4.xlarge", value_parser = parse_instance_type)]
+    pub instance_type: String,
+
+    /// EC2 key pair for ssh access [default: none]
+    #[arg(long, value_name = "NAME")]
+    pub key_pair: Option<String>,
+
+    /// AMI id [default: the ECS-optimized Amazon Linux 2023 AMI, from SSM]
+    #[arg(long, value_name = "AMI_ID")]
+    pub ami: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RoleArgs {
+    /// Instance role of the ECS nodes (created with its instance profile when missing)
+    #[arg(long, default_value = "ecsInstanceRole", value_name = "NAME")]
+    pub instance_role: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SizeArgs {
+    /// Minimum number of ECS nodes
+    #[arg(long, default_value_t = 1)]
+    pub min: u32,
+
+    /// Maximum number of ECS nodes
+    #[arg(long, default_value_t = 3)]
+    pub max: u32,
+
+    /// Desired number of ECS nodes
+    #[arg(long, default_value_t = 2)]
+    pub desired: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SecurityGroupArgs {
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConsulServerArgs {
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LaunchConfigArgs {
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Create an EC2 launch template `<stack>-lt` instead of a launch configuration
+    #[arg(long)]
+    pub launch_template: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AsgArgs {
+    #[command(flatten)]
+    pub size: SizeArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+    #[command(flatten)]
+    pub role: RoleArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
+    /// Create an EC2 launch template `<stack>-lt` instead of a launch configuration
+    #[arg(long)]
+    pub launch_template: bool,
+    /// Do not wait for the nodes to join the cluster
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for `--desired` container instances to be ACTIVE (e.g. 90s, 10m, 1h)
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub wait_timeout: Timeout,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DownArgs {
+    /// Delete without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How long to keep retrying deletions AWS refuses for now (e.g. 90s, 10m, 1h)
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub timeout: Timeout,
+}

@@ -1,0 +1,308 @@
+//! What the tool prints: progress and warnings on stderr, and one result on stdout, either a
+//! table for people or one JSON document (`--output json`).
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+
+/// Version of the JSON document printed with `--output json`.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Network,
+    SecurityGroup,
+    ConsulServer,
+    Cluster,
+    InstanceRole,
+    InstanceProfile,
+    RolePolicy,
+    TaskDefinition,
+    LaunchConfiguration,
+    LaunchTemplate,
+    AutoScalingGroup,
+    DaemonService,
+    ContainerInstances,
+}
+
+impl ResourceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Network => "network",
+            Self::SecurityGroup => "security-group",
+            Self::ConsulServer => "consul-server",
+            Self::Cluster => "cluster",
+            Self::InstanceRole => "instance-role",
+            Self::InstanceProfile => "instance-profile",
+            Self::RolePolicy => "role-policy",
+            Self::TaskDefinition => "task-definition",
+            Self::LaunchConfiguration => "launch-configuration",
+            Self::LaunchTemplate => "launch-template",
+            Self::AutoScalingGroup => "auto-scaling-group",
+            Self::DaemonService => "daemon-service",
+            Self::ContainerInstances => "container-instances",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Made by this run.
+    Created,
+    /// Already there as it should be; not touched.
+    Kept,
+    /// Already there; changed to what it should be.
+    Updated,
+    /// Already there; used, not owned (a role l5d-ecs did not create).
+    Used,
+    Deleted,
+    /// Waited for and ready.
+    Ready,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceChange {
+    pub kind: ResourceKind,
+    pub name: String,
+    pub id: String,
+    pub action: Action,
+}
+
+/// A resource that is still there after a failed `down`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Leftover {
+    pub kind: ResourceKind,
+    pub name: String,
+    pub id: String,
+    pub error: String,
+}
+
+/// The one JSON document of `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub command: String,
+    pub stack: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub ok: bool,
+    pub resources: Vec<ResourceChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remaining: Vec<Leftover>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub struct Output {
+    format: OutputFormat,
+    quiet: bool,
+    started: Instant,
+    stderr_is_terminal: bool,
+    changes: Mutex<Vec<ResourceChange>>,
+    leftovers: Mutex<Vec<Leftover>>,
+    warnings: Mutex<Vec<String>>,
+    region: Mutex<Option<String>>,
+}
+
+impl Output {
+    pub fn new(format: OutputFormat, quiet: bool) -> Self {
+        Self {
+            format,
+            quiet,
+            started: Instant::now(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            changes: Mutex::default(),
+            leftovers: Mutex::default(),
+            warnings: Mutex::default(),
+            region: Mutex::default(),
+        }
+    }
+
+    pub fn set_region(&self, region: &str) {
+        *lock(&self.region) = Some(region.to_owned());
+    }
+
+    /// A line of progress on stderr: what is being done or waited for.
+    pub fn progress(&self, message: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let mut err = std::io::stderr().lock();
+        if self.stderr_is_terminal {
+            let _ = writeln!(err, "[{elapsed:6.1}s] {}", message.as_ref());
+        } else {
+            let _ = writeln!(err, "{} [{elapsed:.1}s] {}", timestamp(), message.as_ref());
+        }
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        let message = message.into();
+        eprintln!("warning: {message}");
+        lock(&self.warnings).push(message);
+    }
+
+    pub fn record(
+        &self,
+        kind: ResourceKind,
+        name: impl Into<String>,
+        id: impl Into<String>,
+        action: Action,
+    ) {
+        let change = ResourceChange {
+            kind,
+            name: name.into(),
+            id: id.into(),
+            action,
+        };
+        self.progress(format!(
+            "{:<8} {} {} {}",
+            action_label(action),
+            kind.label(),
+            change.name,
+            change.id
+        ));
+        lock(&self.changes).push(change);
+    }
+
+    pub fn leftover(
+        &self,
+        kind: ResourceKind,
+        name: impl Into<String>,
+        id: impl Into<String>,
+        error: impl Into<String>,
+    ) {
+        lock(&self.leftovers).push(Leftover {
+            kind,
+            name: name.into(),
+            id: id.into(),
+            error: error.into(),
+        });
+    }
+
+    pub fn report(&self, command: &str, stack: &str, error: Option<String>) -> Report {
+        Report {
+            schema_version: JSON_SCHEMA_VERSION,
+            command: command.to_owned(),
+            stack: stack.to_owned(),
+            region: lock(&self.region).clone(),
+            ok: error.is_none(),
+            resources: lock(&self.changes).clone(),
+            remaining: lock(&self.leftovers).clone(),
+            warnings: lock(&self.warnings).clone(),
+            error,
+        }
+    }
+
+    /// Prints the result on stdout: one JSON document, or a table for people.
+    pub fn finish(&self, report: &Report) {
+        let mut out = std::io::stdout().lock();
+        match self.format {
+            OutputFormat::Json => {
+                // Serialising plain data with string keys cannot fail.
+                let json = serde_json::to_string_pretty(report).unwrap_or_default();
+                let _ = writeln!(out, "{json}");
+            }
+            OutputFormat::Text => {
+                if self.quiet {
+                    return;
+                }
+                for c in &report.resources {
+                    let _ = writeln!(
+                        out,
+                        "{:<8} {:<21} {:<28} {}",
+                        action_label(c.action),
+                        c.kind.label(),
+                        c.name,
+                        c.id
+                    );
+                }
+                if !report.remaining.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "\nStill there (delete by hand or run `l5d-ecs down` again):"
+                    );
+                    for l in &report.remaining {
+                        let _ = writeln!(
+                            out,
+                            "  {:<21} {:<28} {}  ({})",
+                            l.kind.label(),
+                            l.name,
+                            l.id,
+                            l.error
+                        );
+                    }
+                }
+                if report.ok {
+                    let _ = writeln!(
+                        out,
+                        "{} {}: done in {:.1}s",
+                        report.command,
+                        report.stack,
+                        self.started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn action_label(action: Action) -> &'static str {
+    match action {
+        Action::Created => "created",
+        Action::Kept => "kept",
+        Action::Updated => "updated",
+        Action::Used => "used",
+        Action::Deleted => "deleted",
+        Action::Ready => "ready",
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// UTC time of day, for progress lines in logs.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let day = secs % 86_400;
+    format!("{:02}:{:02}:{:02}Z", day / 3600, day % 3600 / 60, day % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_report_shape() {
+        let out = Output::new(OutputFormat::Json, true);
+        out.record(ResourceKind::Cluster, "s", "arn:x", Action::Created);
+        out.set_region("us-west-1");
+        let report = out.report("up", "s", None);
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "schema_version": 1,
+                "command": "up",
+                "stack": "s",
+                "region": "us-west-1",
+                "ok": true,
+                "resources": [
+                    {"kind": "cluster", "name": "s", "id": "arn:x", "action": "created"}
+                ]
+            })
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The stack's name, every AWS name and tag derived from it, and the checks on user input
+//! that run before any AWS call.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Tag key carried by every taggable resource of a stack; its value is the stack name.
+pub const STACK_TAG: &str = "l5d-ecs:stack";
+/// Tag on IAM roles and instance profiles that l5d-ecs created (value: the stack that created
+/// them). IAM is account-wide, so whichever stack removes the last policy may remove them.
+pub const CREATED_BY_TAG: &str = "l5d-ecs:created-by";
+
+/// Input refused before any AWS call (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// A validated stack name: lowercase letters, digits and dashes, starting with a letter,
+/// at most 32 characters (so every derived name stays within AWS's limits).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StackName(String);
+
+impl StackName {
+    pub const MAX_LEN: usize = 32;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok_chars = raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let starts_with_letter = raw.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        if raw.is_empty()
+            || raw.len() > Self::MAX_LEN
+            || !ok_chars
+            || !starts_with_letter
+            || raw.ends_with('-')
+        {
+            return Err(format!(
+                "invalid stack name {raw:?}: use 1 to {} lowercase letters, digits and dashes, \
+                 starting with a letter and not ending with a dash",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn security_group(&self) -> String {
+        format!("{}-sg", self.0)
+    }
+    pub fn cluster(&self) -> String {
+        self.0.clone()
+    }
+    pub fn launch_configuration(&self) -> String {
+        format!("{}-lc", self.0)
+    }
+    pub fn launch_template(&self) -> String {
+        format!("{}-lt", self.0)
+    }
+    pub fn asg(&self) -> String {
+        format!("{}-asg", self.0)
+    }
+    pub fn consul_server_tag(&self) -> String {
+        format!("{}-consul-server", self.0)
+    }
+    pub fn node_tag(&self) -> String {
+        format!("{}-ecs", self.0)
+    }
+    pub fn role_policy(&self) -> String {
+        format!("{}-policy", self.0)
+    }
+    /// Task definition family, and daemon service name, of one of the demo's apps.
+    pub fn family(&self, app: &str) -> String {
+        format!("{}-{app}", self.0)
+    }
+    pub fn default_state_path(&self) -> std::path::PathBuf {
+        std::path::Path::new(".l5d-ecs").join(format!("{}.json", self.0))
+    }
+    /// Idempotency token for a create call that AWS deduplicates (at most 64 characters).
+    pub fn client_token(&self, what: &str, lineage: &str) -> String {
+        let mut token = format!("l5d-ecs-{}-{what}-{lineage}", self.0);
+        token.truncate(64);
+        token
+    }
+}
+
+impl fmt::Display for StackName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for StackName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<StackName> for String {
+    fn from(value: StackName) -> String {
+        value.0
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation with no host bits set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn host(addr: IpAddr) -> Self {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Self { addr, prefix }
+    }
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+    /// 0.0.0.0/0 or ::/0: the whole internet.
+    pub fn is_open_to_world(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("invalid CIDR {raw:?}: {why}; write an address and a prefix length, e.g. 203.0.113.7/32")
+        };
+        let (addr, prefix) = raw.split_once('/').ok_or_else(|| bad("no prefix length"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad("not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?;
+        let host_bits_set = match addr {
+            IpAddr::V4(a) => {
+                let bits = u32::from(a);
+                prefix < 32 && bits & (u32::MAX >> prefix) != 0
+            }
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                prefix < 128 && bits & (u128::MAX >> prefix) != 0
+            }
+        };
+        if host_bits_set {
+            return Err(format!(
+                "invalid CIDR {raw:?}: host bits are set after the /{prefix} prefix; \
+                 give the network address (or /{max} for a single host)"
+            ));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        value.parse()
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(value: Cidr) -> String {
+        value.to_string()
+    }
+}
+
+pub fn parse_cidr(raw: &str) -> Result<Cidr, String> {
+    raw.parse()
+}
+
+/// A duration written with a unit (`90s`, `10m`, `1h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+pub fn parse_duration(raw: &str) -> Result<Timeout, String> {
+    let bad = || {
+        format!(
+            "invalid duration {raw:?}: write a whole number with a unit, s, m or h (e.g. 90s, 10m, 1h)"
+        )
+    };
+    let unit_at = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = raw.split_at(unit_at);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => Some(number),
+        "m" => number.checked_mul(60),
+        "h" => number.checked_mul(3600),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if seconds == 0 {
+        return Err(format!(
+            "invalid duration {raw:?}: it must be longer than zero"
+        ));
+    }
+    Ok(Timeout(Duration::from_secs(seconds)))
+}
+
+/// EC2 instance types look like `m4.xlarge`, `t3a.micro`, `m7i-flex.large`.
+pub fn parse_instance_type(raw: &str) -> Result<String, String> {
+    let valid = raw.split_once('.').is_some_and(|(family, size)| {
+        family.starts_with(|c: char| c.is_ascii_lowercase())
+            && family
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !size.is_empty()
+            && size
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    if valid {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!(
+            "invalid instance type {raw:?}: expected FAMILY.SIZE such as m4.xlarge or t3.medium"
+        ))
+    }
+}
+
+/// `--min`, `--desired` and `--max` must be in order, with at least one node at most.
+pub fn check_sizes(min: u32, desired: u32, max: u32) -> anyhow::Result<()> {
+    if max == 0 {
+        return Err(usage(format!(
+            "invalid --max {max}: the group needs at least one node"
+        )));
+    }
+    if !(min <= desired && desired <= max) {
+        return Err(usage(format!(
+            "invalid sizes --min {min} --desired {desired} --max {max}: \
+             they must satisfy min <= desired <= max"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_names() {
+        for ok in [
+            "l5d-demo",
+            "a",
+            "abc-123",
+            "a2345678901234567890123456789012",
+        ] {
+            assert!(StackName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Bad_Name",
+            "1abc",
+            "-abc",
+            "abc-",
+            "ABC",
+            "a b",
+            "a23456789012345678901234567890123",
+        ] {
+            let err = StackName::parse(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn derived_names() {
+        let s = StackName::parse("l5d-demo").unwrap();
+        assert_eq!(s.security_group(), "l5d-demo-sg");
+        assert_eq!(s.launch_configuration(), "l5d-demo-lc");
+        assert_eq!(s.launch_template(), "l5d-demo-lt");
+        assert_eq!(s.asg(), "l5d-demo-asg");
+        assert_eq!(s.consul_server_tag(), "l5d-demo-consul-server");
+        assert_eq!(s.node_tag(), "l5d-demo-ecs");
+        assert_eq!(s.family("linkerd"), "l5d-demo-linkerd");
+        assert_eq!(s.role_policy(), "l5d-demo-policy");
+        assert!(s.client_token("consul", &"x".repeat(80)).len() <= 64);
+    }
+
+    #[test]
+    fn cidrs() {
+        for ok in [
+            "203.0.113.7/32",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "2001:db8::/32",
+            "::/0",
+        ] {
+            assert_eq!(ok.parse::<Cidr>().unwrap().to_string(), ok);
+        }
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "300.0.0.0/8",
+            "x/8",
+            "10.0.0.0/",
+            "2001:db8::1/32",
+        ] {
+            let err = bad.parse::<Cidr>().unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().is_open_to_world());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().0, Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap().0, Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap().0, Duration::from_secs(3600));
+        for bad in ["10", "", "m", "1.5m", "10 m", "10min", "-1s", "0s", "1d"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn instance_types() {
+        for ok in ["m4.xlarge", "t3.micro", "m7i-flex.large", "c5n.18xlarge"] {
+            assert!(parse_instance_type(ok).is_ok(), "{ok}");
+        }
+        for bad in ["m4", "M4.xlarge", ".large", "m4.", "m4.x large", "4m.large"] {
+            assert!(parse_instance_type(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(check_sizes(1, 2, 3).is_ok());
+        assert!(check_sizes(0, 0, 1).is_ok());
+        assert!(check_sizes(3, 2, 3).is_err());
+        assert!(check_sizes(1, 4, 3).is_err());
+        assert!(check_sizes(0, 0, 0).is_err());
+    }
+}

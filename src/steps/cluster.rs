@@ -1,0 +1,130 @@
+//! The ECS cluster `<stack>`.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use aws_sdk_ecs::types::ClusterField;
+
+use crate::aws::{describe_error, error_code, poll, AwsResultExt, Poll};
+use crate::context::Ctx;
+use crate::ids::Arn;
+use crate::output::{Action, ResourceKind};
+use crate::state::ClusterRecord;
+
+pub async fn ensure(ctx: &Ctx) -> Result<ClusterRecord> {
+    let name = ctx.stack.cluster();
+    let found = ctx
+        .aws
+        .ecs
+        .describe_clusters()
+        .clusters(&name)
+        .include(ClusterField::Tags)
+        .send()
+        .await
+        .aws(format!("looking up ECS cluster {name}"))?;
+    let active = found
+        .clusters()
+        .iter()
+        .find(|c| c.status() == Some("ACTIVE"));
+    let (arn, action) = match active {
+        Some(cluster) => {
+            let arn = cluster.cluster_arn().unwrap_or_default();
+            if !super::ecs_has_stack_tag(cluster.tags(), &ctx.stack) {
+                return Err(super::not_ours("ECS cluster", &name, arn, &ctx.stack));
+            }
+            (Arn::from(arn), Action::Kept)
+        }
+        None => {
+            let created = ctx
+                .aws
+                .ecs
+                .create_cluster()
+                .cluster_name(&name)
+                .tags(super::ecs_stack_tag(&ctx.stack))
+                .send()
+                .await
+                .aws(format!("creating ECS cluster {name}"))?;
+            let arn = created
+                .cluster()
+                .and_then(|c| c.cluster_arn())
+                .ok_or_else(|| anyhow!("CreateCluster returned no cluster"))?;
+            (Arn::from(arn), Action::Created)
+        }
+    };
+    let record = ClusterRecord {
+        name: name.clone(),
+        arn,
+    };
+    ctx.state
+        .update(|s| s.resources.cluster = Some(record.clone()))?;
+    ctx.out
+        .record(ResourceKind::Cluster, &name, record.arn.as_str(), action);
+    Ok(record)
+}
+
+/// Deregisters what is left in the cluster, then deletes it, retrying while ECS still
+/// reports services, tasks or container instances in it.
+pub async fn destroy(ctx: &Ctx, record: &ClusterRecord, timeout: Duration) -> Result<()> {
+    let name = &record.name;
+    let what = format!("ECS cluster {name} to be empty and deleted");
+    poll(&what, timeout, || async {
+        deregister_container_instances(ctx, name).await?;
+        let result = ctx.aws.ecs.delete_cluster().cluster(name).send().await;
+        match result {
+            Ok(_) => Ok(Poll::Ready(())),
+            Err(e) => match error_code(&e) {
+                Some("ClusterNotFoundException") => Ok(Poll::Ready(())),
+                Some(
+                    "ClusterContainsServicesException"
+                    | "ClusterContainsTasksException"
+                    | "ClusterContainsContainerInstancesException"
+                    | "UpdateInProgressException"
+                    | "ResourceInUseException",
+                ) => Ok(Poll::Pending(describe_error(&e))),
+                _ => Err(anyhow!("{}", describe_error(&e))),
+            },
+        }
+    })
+    .await
+    .with_context(|| format!("deleting ECS cluster {name}"))?;
+    ctx.state.update(|s| s.resources.cluster = None)?;
+    ctx.out.record(
+        ResourceKind::Cluster,
+        name,
+        record.arn.as_str(),
+        Action::Deleted,
+    );
+    Ok(())
+}
+
+async fn deregister_container_instances(ctx: &Ctx, cluster: &str) -> Result<()> {
+    let result = ctx
+        .aws
+        .ecs
+        .list_container_instances()
+        .cluster(cluster)
+        .send()
+        .await;
+    let arns = match result {
+        Ok(out) => out.container_instance_arns().to_vec(),
+        Err(e) if error_code(&e) == Some("ClusterNotFoundException") => return Ok(()),
+        Err(e) => {
+            return Err(anyhow!(
+                "listing the container instances of {cluster}: {}",
+                describe_error(&e)
+            ))
+        }
+    };
+    for arn in arns {
+        ctx.aws
+            .ecs
+            .deregister_container_instance()
+            .cluster(cluster)
+            .container_instance(&arn)
+            .force(true)
+            .send()
+            .await
+            .aws(format!("deregistering container instance {arn}"))?;
+    }
+    Ok(())
+}

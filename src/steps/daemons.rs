@@ -1,0 +1,152 @@
+//! linkerd, consul-agent and consul-registrator on every node, as ECS services with the
+//! DAEMON strategy (the guide's upstart job that ran `aws ecs start-task` is gone with Amazon
+//! Linux 2023; a DAEMON service also covers nodes the ASG adds later).
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use aws_sdk_ecs::types::{LaunchType, SchedulingStrategy};
+
+use crate::aws::{describe_error, error_code, AwsResultExt};
+use crate::context::Ctx;
+use crate::ids::Arn;
+use crate::output::{Action, ResourceKind};
+use crate::state::{ClusterRecord, ServiceRecord, TaskDefinitionRecord};
+use crate::templates::DAEMON_APPS;
+
+pub async fn ensure(
+    ctx: &Ctx,
+    cluster: &ClusterRecord,
+    task_definitions: &BTreeMap<String, TaskDefinitionRecord>,
+) -> Result<BTreeMap<String, ServiceRecord>> {
+    let names: Vec<String> = DAEMON_APPS.iter().map(|a| ctx.stack.family(a)).collect();
+    let found = ctx
+        .aws
+        .ecs
+        .describe_services()
+        .cluster(&cluster.name)
+        .set_services(Some(names.clone()))
+        .send()
+        .await
+        .aws(format!(
+            "looking up the daemon services in {}",
+            cluster.name
+        ))?;
+    let mut records = BTreeMap::new();
+    for name in &names {
+        let task_definition = task_definitions.get(name).ok_or_else(|| {
+            super::missing_step(&format!("task definition {name}"), "register-tasks")
+        })?;
+        let existing = found
+            .services()
+            .iter()
+            .find(|s| s.service_name() == Some(name.as_str()) && s.status() == Some("ACTIVE"));
+        let (arn, action) = match existing {
+            Some(service) => {
+                let arn = service.service_arn().unwrap_or_default().to_owned();
+                if service.task_definition() == Some(task_definition.arn.as_str()) {
+                    (arn, Action::Kept)
+                } else {
+                    ctx.aws
+                        .ecs
+                        .update_service()
+                        .cluster(&cluster.name)
+                        .service(name)
+                        .task_definition(task_definition.arn.as_str())
+                        .send()
+                        .await
+                        .aws(format!(
+                            "pointing service {name} at {}",
+                            task_definition.arn
+                        ))?;
+                    (arn, Action::Updated)
+                }
+            }
+            None => (
+                create(ctx, cluster, name, task_definition).await?,
+                Action::Created,
+            ),
+        };
+        let record = ServiceRecord {
+            name: name.clone(),
+            arn: Arn::from(arn.as_str()),
+        };
+        ctx.state.update(|s| {
+            s.resources.daemons.insert(name.clone(), record.clone());
+        })?;
+        ctx.out
+            .record(ResourceKind::DaemonService, name, &arn, action);
+        records.insert(name.clone(), record);
+    }
+    Ok(records)
+}
+
+async fn create(
+    ctx: &Ctx,
+    cluster: &ClusterRecord,
+    name: &str,
+    task_definition: &TaskDefinitionRecord,
+) -> Result<String> {
+    let mut request = ctx
+        .aws
+        .ecs
+        .create_service()
+        .cluster(&cluster.name)
+        .service_name(name)
+        .task_definition(task_definition.arn.as_str())
+        .scheduling_strategy(SchedulingStrategy::Daemon)
+        .launch_type(LaunchType::Ec2)
+        .tags(super::ecs_stack_tag(&ctx.stack));
+    if let Some(lineage) = ctx.state.lineage() {
+        request = request.client_token(ctx.stack.client_token(name, &lineage));
+    }
+    let out = request.send().await.aws(format!(
+        "creating daemon service {name} in {}",
+        cluster.name
+    ))?;
+    out.service()
+        .and_then(|s| s.service_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("CreateService returned no service"))
+}
+
+pub async fn destroy(ctx: &Ctx, cluster: &str, service: &ServiceRecord) -> Result<()> {
+    let result = ctx
+        .aws
+        .ecs
+        .delete_service()
+        .cluster(cluster)
+        .service(&service.name)
+        .force(true)
+        .send()
+        .await;
+    match result {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                error_code(&e),
+                Some(
+                    "ServiceNotFoundException"
+                        | "ServiceNotActiveException"
+                        | "ClusterNotFoundException"
+                )
+            ) => {}
+        Err(e) => {
+            return Err(anyhow!(
+                "deleting daemon service {} in {cluster}: {}",
+                service.name,
+                describe_error(&e)
+            ))
+        }
+    }
+    ctx.state.update(|s| {
+        s.resources.daemons.remove(&service.name);
+    })?;
+    ctx.out.record(
+        ResourceKind::DaemonService,
+        &service.name,
+        service.arn.as_str(),
+        Action::Deleted,
+    );
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! How the ASG starts nodes: launch configuration `<stack>-lc`, or, where the account refuses
+//! launch configurations (accounts created since late 2024) or `--launch-template` asks for
+//! it, the equivalent EC2 launch template `<stack>-lt`.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use aws_sdk_autoscaling::types::{
+    InstanceMetadataEndpointState as AsgMetadataEndpoint, InstanceMetadataHttpTokensState,
+    InstanceMetadataOptions,
+};
+use aws_sdk_ec2::types::{
+    InstanceType, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    RequestLaunchTemplateData, ResourceType,
+};
+
+use crate::aws::{describe_error, ec2_filter, error_code, poll, AwsResultExt, Poll};
+use crate::cli::InstanceArgs;
+use crate::context::Ctx;
+use crate::ids::LaunchTemplateId;
+use crate::output::{Action, ResourceKind};
+use crate::state::{LaunchConfigKind, LaunchConfigRecord, RoleRecord, SecurityGroupRecord};
+use crate::templates;
+
+/// A new instance profile is refused for some seconds on real AWS (IAM is eventually
+/// consistent).
+const PROFILE_PROPAGATION: Duration = Duration::from_secs(120);
+
+pub struct NodeLaunch<'a> {
+    pub sg: &'a SecurityGroupRecord,
+    pub role: &'a RoleRecord,
+    pub ami: &'a str,
+    pub instance: &'a InstanceArgs,
+}
+
+pub async fn ensure(
+    ctx: &Ctx,
+    launch: &NodeLaunch<'_>,
+    force_template: bool,
+) -> Result<LaunchConfigRecord> {
+    let recorded = ctx.state.resources().launch_config;
+    let use_template = force_template
+        || recorded.as_ref().map(|r| r.kind) == Some(LaunchConfigKind::LaunchTemplate);
+    if !use_template {
+        match ensure_configuration(ctx, launch).await? {
+            Some(record) => return Ok(record),
+            None => ctx.out.warn(format!(
+                "this account cannot create launch configurations (UnsupportedOperation); \
+                 using the launch template {} instead",
+                ctx.stack.launch_template()
+            )),
+        }
+    }
+    ensure_template(ctx, launch).await
+}
+
+/// `None` when the account refuses launch configurations.
+async fn ensure_configuration(
+    ctx: &Ctx,
+    launch: &NodeLaunch<'_>,
+) -> Result<Option<LaunchConfigRecord>> {
+    let name = ctx.stack.launch_configuration();
+    let found = ctx
+        .aws
+        .autoscaling
+        .describe_launch_configurations()
+        .launch_configuration_names(&name)
+        .send()
+        .await
+        .aws(format!("looking up launch configuration {name}"))?;
+    let record = LaunchConfigRecord {
+        kind: LaunchConfigKind::LaunchConfiguration,
+        name: name.clone(),
+        launch_template_id: None,
+    };
+    if let Some(lc) = found.launch_configurations().first() {
+        ctx.state
+            .update(|s| s.resources.launch_config = Some(record.clone()))?;
+        ctx.out.record(
+            ResourceKind::LaunchConfiguration,
+            &name,
+            lc.launch_configuration_arn().unwrap_or_default(),
+            Action::Kept,
+        );
+        return Ok(Some(record));
+    }
+    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
+    let profile = &launch.role.instance_profile_name;
+    let created = poll(
+        &format!("IAM to accept the new instance profile {profile}"),
+        PROFILE_PROPAGATION,
+        || async {
+            let mut request = ctx
+                .aws
+                .autoscaling
+                .create_launch_configuration()
+                .launch_configuration_name(&name)
+                .image_id(launch.ami)
+                .instance_type(&launch.instance.instance_type)
+                .user_data(&user_data)
+                .iam_instance_profile(profile)
+                .security_groups(launch.sg.id.as_str())
+                .metadata_options(
+                    InstanceMetadataOptions::builder()
+                        .http_tokens(InstanceMetadataHttpTokensState::Required)
+                        .http_put_response_hop_limit(2)
+                        .http_endpoint(AsgMetadataEndpoint::Enabled)
+                        .build(),
+                );
+            if let Some(key) = &launch.instance.key_pair {
+                request = request.key_name(key);
+            }
+            match request.send().await {
+                Ok(_) => Ok(Poll::Ready(true)),
+                Err(e) if error_code(&e) == Some("UnsupportedOperation") => Ok(Poll::Ready(false)),
+                Err(e) if describe_error(&e).contains("Invalid IamInstanceProfile") => {
+                    Ok(Poll::Pending(describe_error(&e)))
+                }
+                Err(e) => Err(anyhow!("{}", describe_error(&e))),
+            }
+        },
+    )
+    .await
+    .with_context(|| format!("creating launch configuration {name}"))?;
+    if !created {
+        return Ok(None);
+    }
+    ctx.state
+        .update(|s| s.resources.launch_config = Some(record.clone()))?;
+    ctx.out.record(
+        ResourceKind::LaunchConfiguration,
+        &name,
+        &name,
+        Action::Created,
+    );
+    Ok(Some(record))
+}
+
+async fn ensure_template(ctx: &Ctx, launch: &NodeLaunch<'_>) -> Result<LaunchConfigRecord> {
+    let name = ctx.stack.launch_template();
+    let found = ctx
+        .aws
+        .ec2
+        .describe_launch_templates()
+        .filters(ec2_filter("launch-template-name", &[&name]))
+        .send()
+        .await
+        .aws(format!("looking up launch template {name}"))?;
+    if let Some(lt) = found.launch_templates().first() {
+        let id = lt.launch_template_id().unwrap_or_default();
+        if !super::ec2_has_stack_tag(lt.tags(), &ctx.stack) {
+            return Err(super::not_ours("launch template", &name, id, &ctx.stack));
+        }
+        let record = LaunchConfigRecord {
+            kind: LaunchConfigKind::LaunchTemplate,
+            name: name.clone(),
+            launch_template_id: Some(LaunchTemplateId::from(id)),
+        };
+        ctx.state
+            .update(|s| s.resources.launch_config = Some(record.clone()))?;
+        ctx.out
+            .record(ResourceKind::LaunchTemplate, &name, id, Action::Kept);
+        return Ok(record);
+    }
+    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
+    let mut data = RequestLaunchTemplateData::builder()
+        .image_id(launch.ami)
+        .instance_type(InstanceType::from(launch.instance.instance_type.as_str()))
+        .user_data(user_data)
+        .iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .name(&launch.role.instance_profile_name)
+                .build(),
+        )
+        .security_group_ids(launch.sg.id.as_str())
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(LaunchTemplateHttpTokensState::Required)
+                .http_put_response_hop_limit(2)
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .build(),
+        );
+    if let Some(key) = &launch.instance.key_pair {
+        data = data.key_name(key);
+    }
+    let mut request = ctx
+        .aws
+        .ec2
+        .create_launch_template()
+        .launch_template_name(&name)
+        .version_description("l5d-ecs ECS node")
+        .launch_template_data(data.build())
+        .tag_specifications(super::ec2_tag_spec(
+            &ctx.stack,
+            &name,
+            ResourceType::LaunchTemplate,
+        ));
+    if let Some(lineage) = ctx.state.lineage() {
+        request = request.client_token(ctx.stack.client_token("lt", &lineage));
+    }
+    let created = request
+        .send()
+        .await
+        .aws(format!("creating launch template {name}"))?;
+    let id = created
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .ok_or_else(|| anyhow!("CreateLaunchTemplate returned no id"))?;
+    let record = LaunchConfigRecord {
+        kind: LaunchConfigKind::LaunchTemplate,
+        name: name.clone(),
+        launch_template_id: Some(LaunchTemplateId::from(id)),
+    };
+    ctx.state
+        .update(|s| s.resources.launch_config = Some(record.clone()))?;
+    ctx.out
+        .record(ResourceKind::LaunchTemplate, &name, id, Action::Created);
+    Ok(record)
+}
+
+pub async fn destroy(ctx: &Ctx, record: &LaunchConfigRecord, timeout: Duration) -> Result<()> {
+    let name = &record.name;
+    match record.kind {
+        LaunchConfigKind::LaunchConfiguration => {
+            poll(
+                &format!("launch configuration {name} to be no longer in use"),
+                timeout,
+                || async {
+                    let result = ctx
+                        .aws
+                        .autoscaling
+                        .delete_launch_configuration()
+                        .launch_configuration_name(name)
+                        .send()
+                        .await;
+                    match result {
+                        Ok(_) => Ok(Poll::Ready(())),
+                        Err(e) if error_code(&e) == Some("ResourceInUse") => {
+                            Ok(Poll::Pending(describe_error(&e)))
+                        }
+                        Err(e)
+                            if error_code(&e) == Some("ValidationError")
+                                && describe_error(&e).contains("not found") =>
+                        {
+                            Ok(Poll::Ready(()))
+                        }
+                        Err(e) => Err(anyhow!("{}", describe_error(&e))),
+                    }
+                },
+            )
+            .await
+            .with_context(|| format!("deleting launch configuration {name}"))?;
+            ctx.state.update(|s| s.resources.launch_config = None)?;
+            ctx.out.record(
+                ResourceKind::LaunchConfiguration,
+                name,
+                name,
+                Action::Deleted,
+            );
+        }
+        LaunchConfigKind::LaunchTemplate => {
+            let Some(id) = &record.launch_template_id else {
+                bail!("the state file has no id for launch template {name}");
+            };
+            let result = ctx
+                .aws
+                .ec2
+                .delete_launch_template()
+                .launch_template_id(id.as_str())
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if error_code(&e).is_some_and(|c| c.contains("NotFound")) => {}
+                Err(e) => bail!(
+                    "deleting launch template {name} ({id}): {}",
+                    describe_error(&e)
+                ),
+            }
+            ctx.state.update(|s| s.resources.launch_config = None)?;
+            ctx.out.record(
+                ResourceKind::LaunchTemplate,
+                name,
+                id.as_str(),
+                Action::Deleted,
+            );
+        }
+    }
+    Ok(())
+}

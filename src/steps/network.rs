@@ -1,0 +1,139 @@
+//! Where the stack runs: the default VPC's default subnet in one AZ (as the guide does), or the
+//! subnets given with `--subnet-id` and their VPC.
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::aws::{ec2_filter, AwsResultExt};
+use crate::cli::NetworkArgs;
+use crate::context::Ctx;
+use crate::ids::{SubnetId, VpcId};
+use crate::output::{Action, ResourceKind};
+use crate::state::Network;
+
+pub async fn resolve(ctx: &Ctx, args: &NetworkArgs) -> Result<Network> {
+    let recorded = ctx.state.resources().network;
+    let network = if !args.subnet_ids.is_empty() {
+        given_subnets(ctx, &args.subnet_ids).await?
+    } else if let Some(net) = recorded.clone().filter(|n| {
+        args.availability_zone
+            .as_ref()
+            .is_none_or(|az| n.availability_zones.contains(az))
+    }) {
+        net
+    } else {
+        default_subnet(ctx, args.availability_zone.as_deref()).await?
+    };
+    if let Some(sg) = ctx.state.resources().security_group {
+        if sg.vpc_id != network.vpc_id {
+            bail!(
+                "the stack's security group {} is in {}, but the chosen subnets are in {}; \
+                 use subnets of {} or take the stack down first",
+                sg.id,
+                sg.vpc_id,
+                network.vpc_id,
+                sg.vpc_id
+            );
+        }
+    }
+    if recorded.as_ref() != Some(&network) {
+        ctx.state
+            .update(|s| s.resources.network = Some(network.clone()))?;
+        let subnets: Vec<_> = network.subnet_ids.iter().map(|s| s.as_str()).collect();
+        ctx.out.record(
+            ResourceKind::Network,
+            network.vpc_id.as_str(),
+            subnets.join(","),
+            Action::Used,
+        );
+    }
+    Ok(network)
+}
+
+async fn given_subnets(ctx: &Ctx, ids: &[String]) -> Result<Network> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .aws(format!("looking up subnets {}", ids.join(", ")))?;
+    let subnets = out.subnets();
+    let mut vpcs: Vec<&str> = subnets.iter().filter_map(|s| s.vpc_id()).collect();
+    vpcs.sort_unstable();
+    vpcs.dedup();
+    let [vpc] = vpcs.as_slice() else {
+        bail!(
+            "the subnets {} are in {} VPCs ({}); give subnets of one VPC",
+            ids.join(", "),
+            vpcs.len(),
+            vpcs.join(", ")
+        );
+    };
+    let mut azs: Vec<String> = subnets
+        .iter()
+        .filter_map(|s| s.availability_zone().map(str::to_owned))
+        .collect();
+    azs.sort_unstable();
+    azs.dedup();
+    Ok(Network {
+        vpc_id: VpcId::from(*vpc),
+        subnet_ids: ids.iter().map(|s| SubnetId::from(s.as_str())).collect(),
+        availability_zones: azs,
+    })
+}
+
+async fn default_subnet(ctx: &Ctx, az: Option<&str>) -> Result<Network> {
+    let vpcs = ctx
+        .aws
+        .ec2
+        .describe_vpcs()
+        .filters(ec2_filter("is-default", &["true"]))
+        .send()
+        .await
+        .aws("looking up the default VPC")?;
+    let vpc = vpcs
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .ok_or_else(|| {
+            anyhow!(
+                "region {} has no default VPC; pass --subnet-id ID (repeatable) to use subnets \
+                 of another VPC",
+                ctx.aws.region
+            )
+        })?;
+    let subnets = ctx
+        .aws
+        .ec2
+        .describe_subnets()
+        .filters(ec2_filter("vpc-id", &[vpc]))
+        .filters(ec2_filter("default-for-az", &["true"]))
+        .send()
+        .await
+        .aws(format!("looking up the default subnets of {vpc}"))?;
+    let mut candidates: Vec<(&str, &str)> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| Some((s.availability_zone()?, s.subnet_id()?)))
+        .collect();
+    candidates.sort_unstable();
+    let chosen = match az {
+        Some(az) => candidates.iter().find(|(a, _)| *a == az).ok_or_else(|| {
+            let azs: Vec<_> = candidates.iter().map(|(a, _)| *a).collect();
+            anyhow!(
+                "the default VPC {vpc} has no default subnet in availability zone {az}; \
+                 choose one of: {}",
+                azs.join(", ")
+            )
+        })?,
+        None => candidates.first().ok_or_else(|| {
+            anyhow!("the default VPC {vpc} has no default subnet; pass --subnet-id ID")
+        })?,
+    };
+    Ok(Network {
+        vpc_id: VpcId::from(vpc),
+        subnet_ids: vec![SubnetId::from(chosen.1)],
+        availability_zones: vec![chosen.0.to_owned()],
+    })
+}

@@ -1,0 +1,370 @@
+//! The nodes' instance role: the inline policy `<stack>-policy` on it, and the role and its
+//! instance profile themselves where the account does not have them yet.
+//!
+//! IAM is account-wide and shared by every stack: a stack removes only its own policy, and the
+//! role and profile only when l5d-ecs created them (they carry the created-by tag) and no
+//! other stack's policy is left on the role.
+
+use anyhow::{anyhow, bail, Result};
+use aws_sdk_iam::types::Tag;
+
+use crate::aws::{describe_error, error_code, AwsResultExt};
+use crate::context::Ctx;
+use crate::output::{Action, ResourceKind};
+use crate::stack::{CREATED_BY_TAG, STACK_TAG};
+use crate::state::RoleRecord;
+use crate::templates;
+
+const MANAGED_POLICY: &str = "service-role/AmazonEC2ContainerServiceforEC2Role";
+
+fn iam_tags(ctx: &Ctx) -> Result<Vec<Tag>> {
+    Ok(vec![
+        Tag::builder()
+            .key(CREATED_BY_TAG)
+            .value(ctx.stack.as_str())
+            .build()?,
+        Tag::builder()
+            .key(STACK_TAG)
+            .value(ctx.stack.as_str())
+            .build()?,
+    ])
+}
+
+fn created_by_l5d_ecs(tags: &[Tag]) -> bool {
+    tags.iter().any(|t| t.key() == CREATED_BY_TAG)
+}
+
+fn managed_policy_arn(ctx: &Ctx) -> String {
+    format!(
+        "arn:{}:iam::aws:policy/{MANAGED_POLICY}",
+        ctx.aws.partition()
+    )
+}
+
+/// IAM returns policy documents URL-encoded; compare them as JSON.
+fn same_policy(returned: &str, wanted: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(returned).decode_utf8_lossy();
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+    matches!((parse(&decoded), parse(wanted)), (Some(a), Some(b)) if a == b)
+}
+
+async fn has_managed_policy(ctx: &Ctx, role_name: &str) -> Result<bool> {
+    let wanted = managed_policy_arn(ctx);
+    let attached = ctx
+        .aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .aws(format!(
+            "listing the managed policies of IAM role {role_name}"
+        ))?;
+    Ok(attached
+        .attached_policies()
+        .iter()
+        .any(|p| p.policy_arn() == Some(wanted.as_str())))
+}
+
+pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
+    let iam = &ctx.aws.iam;
+    let policy_name = ctx.stack.role_policy();
+    let mut record = RoleRecord {
+        role_name: role_name.to_owned(),
+        instance_profile_name: role_name.to_owned(),
+        policy_name: policy_name.clone(),
+        created_role: false,
+        created_instance_profile: false,
+    };
+
+    // The role.
+    let role = match iam.get_role().role_name(role_name).send().await {
+        Ok(out) => out.role().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => bail!("looking up IAM role {role_name}: {}", describe_error(&e)),
+    };
+    match role {
+        Some(role) => {
+            record.created_role = created_by_l5d_ecs(role.tags());
+            ctx.out.record(
+                ResourceKind::InstanceRole,
+                role_name,
+                role.arn(),
+                if record.created_role {
+                    Action::Kept
+                } else {
+                    Action::Used
+                },
+            );
+        }
+        None => {
+            let created = iam
+                .create_role()
+                .role_name(role_name)
+                .assume_role_policy_document(templates::EC2_TRUST_POLICY)
+                .description("ECS container instances of l5d-ecs stacks")
+                .set_tags(Some(iam_tags(ctx)?))
+                .send()
+                .await
+                .aws(format!("creating IAM role {role_name}"))?;
+            record.created_role = true;
+            ctx.state
+                .update(|s| s.resources.instance_role = Some(record.clone()))?;
+            let arn = created
+                .role()
+                .map(|r| r.arn().to_owned())
+                .unwrap_or_default();
+            ctx.out
+                .record(ResourceKind::InstanceRole, role_name, arn, Action::Created);
+        }
+    }
+    if record.created_role && !has_managed_policy(ctx, role_name).await? {
+        // Also when the role was found: a run that crashed between the two calls left it bare.
+        iam.attach_role_policy()
+            .role_name(role_name)
+            .policy_arn(managed_policy_arn(ctx))
+            .send()
+            .await
+            .aws(format!(
+                "attaching {MANAGED_POLICY} to IAM role {role_name}"
+            ))?;
+    }
+
+    // Its instance profile, of the same name (as the ECS console makes them).
+    let profile_name = &record.instance_profile_name;
+    let profile = match iam
+        .get_instance_profile()
+        .instance_profile_name(profile_name)
+        .send()
+        .await
+    {
+        Ok(out) => out.instance_profile().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => bail!(
+            "looking up instance profile {profile_name}: {}",
+            describe_error(&e)
+        ),
+    };
+    let (profile_roles, profile_arn) = match profile {
+        Some(p) => {
+            record.created_instance_profile = created_by_l5d_ecs(p.tags());
+            let roles: Vec<String> = p.roles().iter().map(|r| r.role_name().to_owned()).collect();
+            (roles, p.arn().to_owned())
+        }
+        None => {
+            let created = iam
+                .create_instance_profile()
+                .instance_profile_name(profile_name)
+                .set_tags(Some(iam_tags(ctx)?))
+                .send()
+                .await
+                .aws(format!("creating instance profile {profile_name}"))?;
+            record.created_instance_profile = true;
+            ctx.state
+                .update(|s| s.resources.instance_role = Some(record.clone()))?;
+            let arn = created
+                .instance_profile()
+                .map(|p| p.arn().to_owned())
+                .unwrap_or_default();
+            ctx.out.record(
+                ResourceKind::InstanceProfile,
+                profile_name,
+                &arn,
+                Action::Created,
+            );
+            (Vec::new(), arn)
+        }
+    };
+    if profile_roles.is_empty() {
+        iam.add_role_to_instance_profile()
+            .instance_profile_name(profile_name)
+            .role_name(role_name)
+            .send()
+            .await
+            .aws(format!(
+                "adding IAM role {role_name} to instance profile {profile_name}"
+            ))?;
+    } else if !profile_roles.iter().any(|r| r == role_name) {
+        bail!(
+            "instance profile {profile_name} ({profile_arn}) holds role {} instead of {role_name}; \
+             pass another --instance-role",
+            profile_roles.join(", ")
+        );
+    }
+
+    // The stack's own inline policy.
+    let current = match iam
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name(&policy_name)
+        .send()
+        .await
+    {
+        Ok(out) => Some(out.policy_document().to_owned()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => bail!(
+            "reading policy {policy_name} of IAM role {role_name}: {}",
+            describe_error(&e)
+        ),
+    };
+    let action = match current {
+        Some(doc) if same_policy(&doc, templates::NODE_POLICY) => Action::Kept,
+        current => {
+            iam.put_role_policy()
+                .role_name(role_name)
+                .policy_name(&policy_name)
+                .policy_document(templates::NODE_POLICY)
+                .send()
+                .await
+                .aws(format!(
+                    "putting policy {policy_name} on IAM role {role_name}"
+                ))?;
+            if current.is_some() {
+                Action::Updated
+            } else {
+                Action::Created
+            }
+        }
+    };
+    ctx.state
+        .update(|s| s.resources.instance_role = Some(record.clone()))?;
+    ctx.out
+        .record(ResourceKind::RolePolicy, &policy_name, role_name, action);
+    Ok(record)
+}
+
+/// Removes the stack's policy; then the role and profile if l5d-ecs made them and no policy
+/// of another stack is left on the role.
+pub async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
+    let iam = &ctx.aws.iam;
+    let role = &record.role_name;
+    match iam
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(&record.policy_name)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+        Err(e) => bail!(
+            "deleting policy {} from IAM role {role}: {}",
+            record.policy_name,
+            describe_error(&e)
+        ),
+    }
+    ctx.out.record(
+        ResourceKind::RolePolicy,
+        &record.policy_name,
+        role,
+        Action::Deleted,
+    );
+
+    let found = match iam.get_role().role_name(role).send().await {
+        Ok(out) => out.role().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => bail!("looking up IAM role {role}: {}", describe_error(&e)),
+    };
+    let Some(found) = found else {
+        ctx.state.update(|s| s.resources.instance_role = None)?;
+        return Ok(());
+    };
+    let others = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .aws(format!("listing the policies of IAM role {role}"))?;
+    if !created_by_l5d_ecs(found.tags()) || !others.policy_names().is_empty() {
+        // Not ours, or still used by another stack: leave it.
+        ctx.state.update(|s| s.resources.instance_role = None)?;
+        return Ok(());
+    }
+
+    let profile = &record.instance_profile_name;
+    let profile_found = match iam
+        .get_instance_profile()
+        .instance_profile_name(profile)
+        .send()
+        .await
+    {
+        Ok(out) => out.instance_profile().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => bail!(
+            "looking up instance profile {profile}: {}",
+            describe_error(&e)
+        ),
+    };
+    if let Some(p) = profile_found {
+        if p.roles().iter().any(|r| r.role_name() == role) {
+            iam.remove_role_from_instance_profile()
+                .instance_profile_name(profile)
+                .role_name(role)
+                .send()
+                .await
+                .aws(format!(
+                    "removing IAM role {role} from instance profile {profile}"
+                ))?;
+        }
+        if created_by_l5d_ecs(p.tags()) || record.created_instance_profile {
+            iam.delete_instance_profile()
+                .instance_profile_name(profile)
+                .send()
+                .await
+                .aws(format!("deleting instance profile {profile}"))?;
+            ctx.out.record(
+                ResourceKind::InstanceProfile,
+                profile,
+                p.arn(),
+                Action::Deleted,
+            );
+        }
+    }
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .aws(format!("listing the managed policies of IAM role {role}"))?;
+    for policy in attached.attached_policies() {
+        if let Some(arn) = policy.policy_arn() {
+            iam.detach_role_policy()
+                .role_name(role)
+                .policy_arn(arn)
+                .send()
+                .await
+                .aws(format!("detaching {arn} from IAM role {role}"))?;
+        }
+    }
+    iam.delete_role()
+        .role_name(role)
+        .send()
+        .await
+        .map_err(|e| anyhow!("deleting IAM role {role}: {}", describe_error(&e)))?;
+    ctx.state.update(|s| s.resources.instance_role = None)?;
+    ctx.out.record(
+        ResourceKind::InstanceRole,
+        role,
+        found.arn(),
+        Action::Deleted,
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_documents_compare_after_url_decoding() {
+        let encoded = "%7B%22Version%22%3A%20%222012-10-17%22%2C%20%22Statement%22%3A%20%5B%5D%7D";
+        assert!(same_policy(
+            encoded,
+            r#"{"Version":"2012-10-17","Statement":[]}"#
+        ));
+        assert!(!same_policy(
+            encoded,
+            r#"{"Version":"2012-10-17","Statement":[1]}"#
+        ));
+    }
+}

@@ -1,0 +1,280 @@
+//! The files in task-definitions/, user-data/ and policies/, embedded in the binary so it runs
+//! from anywhere, and rendered for one stack.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::stack::StackName;
+
+/// Images that are not in a task definition (the consul server runs from user data).
+pub const CONSUL_IMAGE: &str = "hashicorp/consul:1.20.2";
+
+const CONSUL_SERVER_USER_DATA: &str = include_str!("../user-data/consul-server.sh");
+const NODE_USER_DATA: &str = include_str!("../user-data/ecs-node.sh");
+pub const NODE_POLICY: &str = include_str!("../policies/node-policy.json");
+pub const EC2_TRUST_POLICY: &str = include_str!("../policies/ec2-trust.json");
+
+/// The five apps of the demo: (name, task definition template). The family of each is
+/// `<stack>-<name>`.
+pub const APPS: [(&str, &str); 5] = [
+    ("linkerd", include_str!("../task-definitions/linkerd.json")),
+    (
+        "linkerd-viz",
+        include_str!("../task-definitions/linkerd-viz.json"),
+    ),
+    (
+        "consul-agent",
+        include_str!("../task-definitions/consul-agent.json"),
+    ),
+    (
+        "consul-registrator",
+        include_str!("../task-definitions/consul-registrator.json"),
+    ),
+    (
+        "hello-world",
+        include_str!("../task-definitions/hello-world.json"),
+    ),
+];
+
+/// The apps that must run on every node, as DAEMON services.
+pub const DAEMON_APPS: [&str; 3] = ["linkerd", "consul-agent", "consul-registrator"];
+
+/// Replaces every `{{KEY}}` and refuses to leave one unreplaced.
+fn render(template: &str, vars: &[(&str, &str)]) -> Result<String> {
+    let mut out = template.to_owned();
+    for (key, value) in vars {
+        out = out.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    if let Some(at) = out.find("{{") {
+        let rest = &out[at..];
+        let end = rest.find("}}").map_or(rest.len(), |e| e + 2);
+        bail!("template placeholder {} has no value", &rest[..end]);
+    }
+    Ok(out)
+}
+
+pub fn consul_server_user_data(stack: &StackName) -> Result<String> {
+    render(
+        CONSUL_SERVER_USER_DATA,
+        &[
+            ("STACK", stack.as_str()),
+            ("CONSUL_SERVER_TAG", &stack.consul_server_tag()),
+            ("CONSUL_IMAGE", CONSUL_IMAGE),
+        ],
+    )
+}
+
+pub fn node_user_data(stack: &StackName) -> Result<String> {
+    render(
+        NODE_USER_DATA,
+        &[
+            ("STACK", stack.as_str()),
+            ("CLUSTER", &stack.cluster()),
+            ("CONSUL_SERVER_TAG", &stack.consul_server_tag()),
+        ],
+    )
+}
+
+/// The subset of RegisterTaskDefinition's input that the demo uses, in the same JSON shape as
+/// `aws ecs register-task-definition --cli-input-json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskDefinitionSpec {
+    pub family: String,
+    pub network_mode: String,
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+    pub container_definitions: Vec<ContainerSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub host: HostVolumeSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostVolumeSpec {
+    pub source_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub essential: bool,
+    pub memory: i32,
+    #[serde(default)]
+    pub entry_point: Vec<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub environment: Vec<KeyValueSpec>,
+    #[serde(default)]
+    pub port_mappings: Vec<PortMappingSpec>,
+    #[serde(default)]
+    pub mount_points: Vec<MountPointSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyValueSpec {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortMappingSpec {
+    /// Absent: a dynamic host port (bridge mode).
+    #[serde(default)]
+    pub host_port: Option<i32>,
+    pub container_port: i32,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MountPointSpec {
+    pub source_volume: String,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+impl TaskDefinitionSpec {
+    /// A short digest of the definition, kept as a tag on each revision so that an unchanged
+    /// definition is not registered again.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialising plain data with string keys cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&json)[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The task definition of one app, for one stack.
+pub fn task_definition(stack: &StackName, app: &str) -> Result<TaskDefinitionSpec> {
+    let (_, template) = APPS
+        .iter()
+        .find(|(name, _)| *name == app)
+        .with_context(|| format!("internal error: no task definition for app {app:?}"))?;
+    let rendered = render(template, &[("STACK", stack.as_str())])?;
+    let mut spec: TaskDefinitionSpec = serde_json::from_str(&rendered)
+        .with_context(|| format!("internal error: task-definitions/{app}.json does not parse"))?;
+    spec.family = stack.family(app);
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack() -> StackName {
+        StackName::parse("l5d-demo").unwrap()
+    }
+
+    fn bash_n(script: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user-data.sh");
+        std::fs::write(&path, script).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .expect("bash must be installed to check the user data");
+        assert!(
+            out.status.success(),
+            "bash -n failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn consul_server_user_data_is_valid_shell_with_imdsv2() {
+        let script = consul_server_user_data(&stack()).unwrap();
+        bash_n(&script);
+        assert!(script.starts_with("#!/bin/bash"));
+        assert!(script.contains("X-aws-ec2-metadata-token"));
+        assert!(script.contains(CONSUL_IMAGE));
+        assert!(script.contains("-bootstrap-expect 1"));
+        assert!(!script.contains("{{"));
+    }
+
+    #[test]
+    fn node_user_data_is_valid_shell_joins_cluster_and_starts_nothing() {
+        let script = node_user_data(&stack()).unwrap();
+        bash_n(&script);
+        assert!(script.contains("echo ECS_CLUSTER=l5d-demo >> /etc/ecs/ecs.config"));
+        assert!(script.contains("tag_value=l5d-demo-consul-server"));
+        assert!(script.contains("X-aws-ec2-metadata-token"));
+        // Every metadata read goes through the token.
+        for line in script.lines().filter(|l| l.contains("169.254.169.254")) {
+            assert!(line.starts_with("IMDS="), "plain metadata read: {line}");
+        }
+        assert!(!script.contains("docker run"));
+        assert!(!script.contains("start-task"));
+        assert!(!script.contains("{{"));
+    }
+
+    #[test]
+    fn every_task_definition_renders() {
+        for (app, _) in APPS {
+            let spec = task_definition(&stack(), app).unwrap();
+            assert_eq!(spec.family, format!("l5d-demo-{app}"));
+            assert!(!spec.container_definitions.is_empty());
+            for c in &spec.container_definitions {
+                for cmd in c.command.iter().filter(|c| c.contains("169.254.169.254")) {
+                    assert!(cmd.contains("X-aws-ec2-metadata-token"), "{app}: {cmd}");
+                }
+                // Pinned tags only.
+                let tag = c.image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
+                assert!(!tag.is_empty() && tag != "latest", "{app}: {}", c.image);
+            }
+        }
+        let hello = task_definition(&stack(), "hello-world").unwrap();
+        let names: Vec<_> = hello
+            .container_definitions
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["hello", "world", "world-v2"]);
+        let consul = task_definition(&stack(), "consul-agent").unwrap();
+        assert!(consul.container_definitions[0]
+            .image
+            .starts_with("hashicorp/consul:"));
+    }
+
+    #[test]
+    fn digest_changes_with_the_definition() {
+        let a = task_definition(&stack(), "linkerd").unwrap();
+        let mut b = a.clone();
+        assert_eq!(a.digest(), b.digest());
+        b.container_definitions[0].memory += 1;
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn policies_parse_and_grant_only_describe_instances() {
+        let policy: serde_json::Value = serde_json::from_str(NODE_POLICY).unwrap();
+        let actions = &policy["Statement"][0]["Action"];
+        assert_eq!(actions, &serde_json::json!(["ec2:DescribeInstances"]));
+        assert_eq!(policy["Statement"].as_array().unwrap().len(), 1);
+        let trust: serde_json::Value = serde_json::from_str(EC2_TRUST_POLICY).unwrap();
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["Service"],
+            "ec2.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn unreplaced_placeholder_is_an_error() {
+        assert!(render("a {{X}} b", &[]).is_err());
+        assert_eq!(render("a {{X}} b", &[("X", "1")]).unwrap(), "a 1 b");
+    }
+}
