@@ -27,6 +27,7 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Aws {
@@ -54,6 +55,7 @@ impl Aws {
             autoscaling: aws_sdk_autoscaling::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         })
     }
 

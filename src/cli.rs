@@ -100,6 +100,177 @@ pub enum Command {
 
     /// Step: the DAEMON services that run linkerd, consul-agent and consul-registrator on every node
     Daemons,
+
+    /// Step: the CloudWatch Logs group `/l5d-ecs/<stack>` that every container logs to
+    LogGroup,
+
+    /// Run exactly --count tasks of a demo app in the cluster
+    #[command(
+        after_help = "Examples:\n  l5d-ecs deploy hello-world --count 2\n  l5d-ecs deploy linkerd-viz"
+    )]
+    Deploy(DeployArgs),
+
+    /// Stop the tasks of a demo app that `deploy` started
+    #[command(after_help = "Example:\n  l5d-ecs undeploy hello-world")]
+    Undeploy(UndeployArgs),
+
+    /// Check that linkerd routes the demo app, honours per-request dtabs, and that consul works
+    #[command(
+        after_help = "Examples:\n  l5d-ecs verify\n  l5d-ecs verify --node localhost --timeout 2m"
+    )]
+    Verify(VerifyArgs),
+
+    /// Every resource of the stack with its live state, and the addresses of the UIs
+    #[command(after_help = "Example:\n  l5d-ecs status --output json")]
+    Status,
+
+    /// Print the logs of one container (linkerd, consul-agent, hello, world, ...)
+    #[command(
+        after_help = "Examples:\n  l5d-ecs logs linkerd --since 30m\n  l5d-ecs logs hello --follow"
+    )]
+    Logs(LogsArgs),
+
+    /// Print (and open) the address of the linkerd admin, consul UI or linkerd-viz dashboard
+    #[command(after_help = "Example:\n  l5d-ecs dashboard viz --print")]
+    Dashboard(DashboardArgs),
+
+    /// Reach a node through ssh port forwards instead of open ports
+    #[command(after_help = "Example:\n  l5d-ecs tunnel --key ~/.ssh/my-key.pem")]
+    Tunnel(TunnelArgs),
+
+    /// Send requests through a node's linkerd proxy and report throughput and latency
+    #[command(after_help = "Example:\n  l5d-ecs load --duration 30s --concurrency 4 --rate 50")]
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum App {
+    HelloWorld,
+    LinkerdViz,
+}
+
+impl App {
+    /// The app's name in templates and families.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HelloWorld => "hello-world",
+            Self::LinkerdViz => "linkerd-viz",
+        }
+    }
+    pub fn default_count(self) -> u32 {
+        match self {
+            Self::HelloWorld => 2,
+            Self::LinkerdViz => 1,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// The demo app
+    #[arg(value_enum)]
+    pub app: App,
+    /// How many tasks should run [default: 2 for hello-world, 1 for linkerd-viz]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub count: Option<u32>,
+    /// Do not wait for the tasks to be RUNNING
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the tasks to be RUNNING (e.g. 90s, 5m)
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: Timeout,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UndeployArgs {
+    /// The demo app
+    #[arg(value_enum)]
+    pub app: App,
+}
+
+/// Where a node's ports are reached; flags so that a tunnel or port mapping works too.
+#[derive(Debug, Args, Clone)]
+pub struct NodePorts {
+    /// Host of the node to check [default: a running instance tagged `<stack>-ecs`]
+    #[arg(long, value_name = "HOST")]
+    pub node: Option<String>,
+    /// linkerd's HTTP proxy port
+    #[arg(long, default_value_t = 4140)]
+    pub proxy_port: u16,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub node: NodePorts,
+    /// linkerd's admin port
+    #[arg(long, default_value_t = 9990)]
+    pub admin_port: u16,
+    /// consul's HTTP API port
+    #[arg(long, default_value_t = 8500)]
+    pub consul_port: u16,
+    /// linkerd-viz's dashboard port
+    #[arg(long, default_value_t = 3000)]
+    pub viz_port: u16,
+    /// Keep retrying failing checks this long (services take time to register)
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Timeout,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    /// Container name: linkerd, linkerd-viz, consul-agent, consul-registrator, hello, world, world-v2
+    pub container: String,
+    /// How far back to start (e.g. 10m, 1h)
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub since: Timeout,
+    /// Keep printing new lines until interrupted
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only lines from tasks on this EC2 instance (i-...)
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dashboard {
+    Linkerd,
+    Consul,
+    Viz,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DashboardArgs {
+    #[arg(value_enum)]
+    pub which: Dashboard,
+    /// Only print the address; do not open a browser
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TunnelArgs {
+    /// ssh private key
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// Only print the ssh command; do not run it
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub node: NodePorts,
+    /// How long to send requests (e.g. 30s, 5m)
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Timeout,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Requests per second in all [default: as fast as the node answers]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub rate: Option<u32>,
 }
 
 /// Where the stack lives.

@@ -5,7 +5,8 @@
 //! ami ─────────────────────────┤
 //! role-policy ─────────────────┴──► launch-config ──► asg ──► (wait for nodes)
 //! cluster ──────────┬──► daemons
-//! register-tasks ───┘
+//! register-tasks ───┤
+//! log-group ────────┘
 //! ```
 //! A failed step stops only the steps that need it; the others run to the end, so the state
 //! file records everything that was made.
@@ -22,8 +23,8 @@ use crate::context::Ctx;
 use crate::stack::Cidr;
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{
-    ami, asg, cluster, consul_server, daemons, launch_config, network, role_policy, security_group,
-    task_definitions,
+    ami, asg, cluster, consul_server, daemons, launch_config, log_group, network, role_policy,
+    security_group, task_definitions,
 };
 
 /// A step that failed; its error is already in `Failures`.
@@ -117,6 +118,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, f: &Failures) {
     let task_definitions = f
         .step("register-tasks", task_definitions::ensure_all(ctx))
         .shared();
+    let log_group = f.step("log-group", log_group::ensure(ctx));
 
     let sg = {
         let network = network.clone();
@@ -174,8 +176,10 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, f: &Failures) {
     };
 
     let daemons = async move {
-        let (cluster, task_definitions) = futures::join!(cluster, task_definitions);
-        let (cluster, task_definitions) = (cluster?, task_definitions?);
+        // The containers log to the group, so it must exist before they start.
+        let (cluster, task_definitions, log_group) =
+            futures::join!(cluster, task_definitions, log_group);
+        let (cluster, task_definitions, _) = (cluster?, task_definitions?, log_group?);
         f.step("daemons", daemons::ensure(ctx, &cluster, &task_definitions))
             .await
     };

@@ -4,15 +4,22 @@ mod aws;
 mod checkip;
 mod cli;
 mod context;
+mod dashboard;
+mod deploy;
 mod graph;
 mod ids;
+mod load;
+mod logs;
+mod nodes;
 mod output;
 mod run;
 mod stack;
 mod state;
+mod status;
 mod steps;
 mod teardown;
 mod templates;
+mod verify;
 
 use std::process::ExitCode;
 

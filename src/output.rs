@@ -28,6 +28,8 @@ pub enum ResourceKind {
     AutoScalingGroup,
     DaemonService,
     ContainerInstances,
+    LogGroup,
+    Task,
 }
 
 impl ResourceKind {
@@ -46,6 +48,8 @@ impl ResourceKind {
             Self::AutoScalingGroup => "auto-scaling-group",
             Self::DaemonService => "daemon-service",
             Self::ContainerInstances => "container-instances",
+            Self::LogGroup => "log-group",
+            Self::Task => "task",
         }
     }
 }
@@ -83,6 +87,25 @@ pub struct Leftover {
     pub error: String,
 }
 
+/// A task of a demo app and the node it landed on.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskInfo {
+    pub app: String,
+    pub task_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// An address a person opens: a dashboard or UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct Address {
+    pub name: String,
+    pub url: String,
+}
+
 /// The one JSON document of `--output json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -95,6 +118,18 @@ pub struct Report {
     pub resources: Vec<ResourceChange>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remaining: Vec<Leftover>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskInfo>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Address>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::verify::CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::load::LoadSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status::StatusReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<crate::logs::LogLine>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +145,12 @@ pub struct Output {
     leftovers: Mutex<Vec<Leftover>>,
     warnings: Mutex<Vec<String>>,
     region: Mutex<Option<String>>,
+    tasks: Mutex<Vec<TaskInfo>>,
+    addresses: Mutex<Vec<Address>>,
+    checks: Mutex<Vec<crate::verify::CheckResult>>,
+    load: Mutex<Option<crate::load::LoadSummary>>,
+    status: Mutex<Option<crate::status::StatusReport>>,
+    log_lines: Mutex<Vec<crate::logs::LogLine>>,
 }
 
 impl Output {
@@ -123,7 +164,56 @@ impl Output {
             leftovers: Mutex::default(),
             warnings: Mutex::default(),
             region: Mutex::default(),
+            tasks: Mutex::default(),
+            addresses: Mutex::default(),
+            checks: Mutex::default(),
+            load: Mutex::default(),
+            status: Mutex::default(),
+            log_lines: Mutex::default(),
         }
+    }
+
+    /// A log line: printed at once as text (so `--follow` streams), kept for the JSON document.
+    pub fn log_line(&self, line: crate::logs::LogLine) {
+        if self.format == OutputFormat::Text {
+            println!(
+                "{} {} {} | {}",
+                line.time, line.node, line.task, line.message
+            );
+        } else {
+            lock(&self.log_lines).push(line);
+        }
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    pub fn stderr_is_terminal(&self) -> bool {
+        self.stderr_is_terminal
+    }
+
+    pub fn task(&self, task: TaskInfo) {
+        lock(&self.tasks).push(task);
+    }
+
+    pub fn address(&self, name: &str, url: String) {
+        lock(&self.addresses).push(Address {
+            name: name.to_owned(),
+            url,
+        });
+    }
+
+    pub fn checks(&self, checks: Vec<crate::verify::CheckResult>) {
+        *lock(&self.checks) = checks;
+    }
+
+    pub fn load(&self, summary: crate::load::LoadSummary) {
+        *lock(&self.load) = Some(summary);
+    }
+
+    pub fn status(&self, status: crate::status::StatusReport) {
+        *lock(&self.status) = Some(status);
     }
 
     pub fn set_region(&self, region: &str) {
@@ -197,6 +287,12 @@ impl Output {
             ok: error.is_none(),
             resources: lock(&self.changes).clone(),
             remaining: lock(&self.leftovers).clone(),
+            tasks: lock(&self.tasks).clone(),
+            addresses: lock(&self.addresses).clone(),
+            checks: lock(&self.checks).clone(),
+            load: lock(&self.load).clone(),
+            status: lock(&self.status).clone(),
+            logs: lock(&self.log_lines).clone(),
             warnings: lock(&self.warnings).clone(),
             error,
         }
@@ -224,6 +320,29 @@ impl Output {
                         c.name,
                         c.id
                     );
+                }
+                if let Some(status) = &report.status {
+                    let _ = status.write_text(&mut out);
+                }
+                for t in &report.tasks {
+                    let _ = writeln!(
+                        out,
+                        "task     {:<21} {:<36} {:<9} on {} {}",
+                        t.app,
+                        t.task_id,
+                        t.status,
+                        t.instance_id.as_deref().unwrap_or("?"),
+                        t.host.as_deref().unwrap_or("")
+                    );
+                }
+                for c in &report.checks {
+                    let _ = c.write_text(&mut out);
+                }
+                if let Some(load) = &report.load {
+                    let _ = load.write_text(&mut out);
+                }
+                for a in &report.addresses {
+                    let _ = writeln!(out, "{:<12} {}", a.name, a.url);
                 }
                 if !report.remaining.is_empty() {
                     let _ = writeln!(

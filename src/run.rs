@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::cli::OutputFormat;
 use crate::cli::{Cli, Command};
 use crate::context::{state_path, Ctx};
 use crate::output::Output;
@@ -13,10 +14,12 @@ use crate::stack::{check_sizes, UsageError};
 use crate::state::StateStore;
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{self, missing_step};
-use crate::{graph, teardown};
+use crate::verify::{ChecksFailed, Targets};
+use crate::{dashboard, deploy, graph, load, logs, nodes, status, teardown, verify};
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CHECK_FAILED: u8 = 3;
 
 pub async fn run(cli: Cli) -> ExitCode {
     let out = Arc::new(Output::new(cli.global.output, cli.global.quiet));
@@ -29,6 +32,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => ExitCode::from(EXIT_USAGE),
+        Err(e) if e.downcast_ref::<ChecksFailed>().is_some() => ExitCode::from(EXIT_CHECK_FAILED),
         Err(_) => ExitCode::from(EXIT_FAILED),
     }
 }
@@ -45,6 +49,15 @@ fn command_name(command: &Command) -> &'static str {
         Command::LaunchConfig(_) => "launch-config",
         Command::Asg(_) => "asg",
         Command::Daemons => "daemons",
+        Command::LogGroup => "log-group",
+        Command::Deploy(_) => "deploy",
+        Command::Undeploy(_) => "undeploy",
+        Command::Verify(_) => "verify",
+        Command::Status => "status",
+        Command::Logs(_) => "logs",
+        Command::Dashboard(_) => "dashboard",
+        Command::Tunnel(_) => "tunnel",
+        Command::Load(_) => "load",
     }
 }
 
@@ -150,7 +163,115 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             let cluster = r
                 .cluster
                 .ok_or_else(|| missing_step("cluster", "cluster"))?;
+            if r.log_group.is_none() {
+                return Err(missing_step("log group", "log-group"));
+            }
             steps::daemons::ensure(&ctx, &cluster, &r.task_definitions).await?;
+            Ok(())
+        }
+        Command::LogGroup => {
+            let ctx = connect().await?;
+            steps::log_group::ensure(&ctx).await?;
+            Ok(())
+        }
+        Command::Deploy(args) => {
+            let ctx = connect().await?;
+            deploy::deploy(&ctx, args).await
+        }
+        Command::Undeploy(args) => {
+            let ctx = connect().await?;
+            deploy::undeploy(&ctx, args.app).await
+        }
+        Command::Verify(args) => {
+            let targets = match &args.node.node {
+                // A node given by hand (a tunnel, a port mapping): no AWS call at all.
+                Some(node) => {
+                    let recorded = StateStore::open(&state_path(global), &global.stack)?.snapshot();
+                    let viz_deployed = recorded.is_some_and(|s| {
+                        s.resources
+                            .apps
+                            .get("linkerd-viz")
+                            .is_some_and(|a| !a.tasks.is_empty())
+                    });
+                    Targets {
+                        node: node.clone(),
+                        viz_host: viz_deployed.then(|| node.clone()),
+                    }
+                }
+                None => {
+                    let ctx = connect().await?;
+                    let node = nodes::pick_node(&ctx).await?;
+                    let report = status::status(&ctx).await?;
+                    let viz_host = report
+                        .addresses
+                        .iter()
+                        .find(|a| a.name == "linkerd-viz")
+                        .and_then(|a| a.url.strip_prefix("http://"))
+                        .and_then(|u| u.rsplit_once(':').map(|(h, _)| h.to_owned()));
+                    Targets {
+                        node: node.host().unwrap_or_default().to_owned(),
+                        viz_host,
+                    }
+                }
+            };
+            out.progress(format!("checking node {}", targets.node));
+            let results = verify::verify(args, &targets).await?;
+            let failed = verify::failure(&results);
+            out.checks(results);
+            failed.map_or(Ok(()), Err)
+        }
+        Command::Status => {
+            let ctx = connect().await?;
+            let report = status::status(&ctx).await?;
+            out.status(report);
+            Ok(())
+        }
+        Command::Logs(args) => {
+            logs::stream_prefix(&args.container)?;
+            if args.follow && global.output == OutputFormat::Json {
+                return Err(crate::stack::usage(
+                    "--follow prints lines as they come and cannot make one JSON document; \
+                     use --output text",
+                ));
+            }
+            let ctx = connect().await?;
+            logs::logs(&ctx, args).await
+        }
+        Command::Dashboard(args) => {
+            let ctx = connect().await?;
+            dashboard::dashboard(&ctx, args).await
+        }
+        Command::Tunnel(args) => {
+            let ctx = connect().await?;
+            dashboard::tunnel(&ctx, args).await
+        }
+        Command::Load(args) => {
+            let node = match &args.node.node {
+                Some(node) => node.clone(),
+                None => {
+                    let ctx = connect().await?;
+                    nodes::pick_node(&ctx)
+                        .await?
+                        .host()
+                        .unwrap_or_default()
+                        .to_owned()
+                }
+            };
+            let summary = load::run(args, &node, out).await?;
+            let failed = summary.requests == 0 || summary.successes == 0;
+            let message = format!(
+                "no request through {} succeeded{}",
+                summary.target,
+                summary
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+            out.load(summary);
+            if failed {
+                return Err(anyhow::anyhow!(message));
+            }
             Ok(())
         }
     }

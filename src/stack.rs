@@ -82,6 +82,16 @@ impl StackName {
     pub fn family(&self, app: &str) -> String {
         format!("{}-{app}", self.0)
     }
+    /// CloudWatch Logs group that every container of the stack logs to (awslogs driver).
+    pub fn log_group(&self) -> String {
+        format!("/l5d-ecs/{}", self.0)
+    }
+    /// `startedBy` of the app tasks this tool runs (at most 36 characters).
+    pub fn started_by(&self) -> String {
+        let mut s = format!("l5d-ecs/{}", self.0);
+        s.truncate(36);
+        s
+    }
     pub fn default_state_path(&self) -> std::path::PathBuf {
         std::path::Path::new(".l5d-ecs").join(format!("{}.json", self.0))
     }

@@ -53,6 +53,11 @@ pub struct Resources {
     /// Keyed by service name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub daemons: BTreeMap<String, ServiceRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<LogGroupRecord>,
+    /// Tasks started by `deploy`, keyed by app (`hello-world`, `linkerd-viz`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, AppRecord>,
 }
 
 impl Resources {
@@ -65,6 +70,8 @@ impl Resources {
             && self.launch_config.is_none()
             && self.asg.is_none()
             && self.daemons.is_empty()
+            && self.log_group.is_none()
+            && self.apps.values().all(|a| a.tasks.is_empty())
     }
 }
 
@@ -134,6 +141,18 @@ pub struct AsgRecord {
     pub min: u32,
     pub max: u32,
     pub desired: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogGroupRecord {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub family: String,
+    /// ARNs of the tasks this tool started and has not stopped.
+    pub tasks: Vec<Arn>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

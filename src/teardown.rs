@@ -7,19 +7,25 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::DownArgs;
+use crate::cli::{App, DownArgs};
 use crate::context::Ctx;
+use crate::deploy;
 use crate::output::ResourceKind;
 use crate::stack::usage;
 use crate::state::Resources;
 use crate::steps::{
-    asg, cluster, consul_server, daemons, launch_config, role_policy, security_group,
+    asg, cluster, consul_server, daemons, launch_config, log_group, role_policy, security_group,
     task_definitions,
 };
 
 /// Every resource the state file records, for the confirmation prompt and the final list.
 pub fn inventory(r: &Resources) -> Vec<(ResourceKind, String, String)> {
     let mut items = Vec::new();
+    for app in r.apps.values() {
+        for t in &app.tasks {
+            items.push((ResourceKind::Task, app.family.clone(), t.to_string()));
+        }
+    }
     for s in r.daemons.values() {
         items.push((
             ResourceKind::DaemonService,
@@ -143,6 +149,11 @@ pub async fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
     // Nothing else may go while the nodes and services that use it are still there.
     let services = async {
         let mut ok = true;
+        for app in [App::HelloWorld, App::LinkerdViz] {
+            if r.apps.contains_key(app.name()) {
+                ok &= o.run(deploy::undeploy(ctx, app)).await;
+            }
+        }
         if let Some(c) = &r.cluster {
             for s in r.daemons.values() {
                 ok &= o.run(daemons::destroy(ctx, &c.name, s)).await;
@@ -209,7 +220,13 @@ pub async fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
             None => true,
         }
     };
-    futures::join!(launch, families, cluster, role, sg);
+    let logs = async {
+        match &r.log_group {
+            Some(lg) => o.run(log_group::destroy(ctx, lg)).await,
+            None => true,
+        }
+    };
+    futures::join!(launch, families, cluster, role, sg, logs);
 
     let left = ctx.state.resources();
     if left.is_empty() {

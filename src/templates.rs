@@ -117,6 +117,55 @@ pub struct ContainerSpec {
     pub port_mappings: Vec<PortMappingSpec>,
     #[serde(default)]
     pub mount_points: Vec<MountPointSpec>,
+    /// Not in the templates: every container gets the stack's awslogs settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfigurationSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogConfigurationSpec {
+    pub log_driver: String,
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// Container output goes to the stack's log group, in streams `<app>/<container>/<task id>`.
+fn awslogs(stack: &StackName, region: &str, app: &str) -> LogConfigurationSpec {
+    LogConfigurationSpec {
+        log_driver: "awslogs".to_owned(),
+        options: [
+            ("awslogs-group", stack.log_group()),
+            ("awslogs-region", region.to_owned()),
+            ("awslogs-stream-prefix", app.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    }
+}
+
+/// The app (task definition template) a container belongs to, e.g. `hello` -> `hello-world`.
+pub fn app_of_container(container: &str) -> Option<&'static str> {
+    APPS.iter().map(|(app, _)| *app).find(|app| {
+        task_definition_template(app).is_some_and(|spec| {
+            spec.container_definitions
+                .iter()
+                .any(|c| c.name == container)
+        })
+    })
+}
+
+/// Every container name of every app, for messages.
+pub fn container_names() -> Vec<String> {
+    APPS.iter()
+        .filter_map(|(app, _)| task_definition_template(app))
+        .flat_map(|spec| spec.container_definitions.into_iter().map(|c| c.name))
+        .collect()
+}
+
+fn task_definition_template(app: &str) -> Option<TaskDefinitionSpec> {
+    let (_, template) = APPS.iter().find(|(name, _)| *name == app)?;
+    serde_json::from_str(template).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,7 +208,7 @@ impl TaskDefinitionSpec {
 }
 
 /// The task definition of one app, for one stack.
-pub fn task_definition(stack: &StackName, app: &str) -> Result<TaskDefinitionSpec> {
+pub fn task_definition(stack: &StackName, region: &str, app: &str) -> Result<TaskDefinitionSpec> {
     let (_, template) = APPS
         .iter()
         .find(|(name, _)| *name == app)
@@ -168,6 +217,9 @@ pub fn task_definition(stack: &StackName, app: &str) -> Result<TaskDefinitionSpe
     let mut spec: TaskDefinitionSpec = serde_json::from_str(&rendered)
         .with_context(|| format!("internal error: task-definitions/{app}.json does not parse"))?;
     spec.family = stack.family(app);
+    for c in &mut spec.container_definitions {
+        c.log_configuration = Some(awslogs(stack, region, app));
+    }
     Ok(spec)
 }
 
@@ -225,7 +277,7 @@ mod tests {
     #[test]
     fn every_task_definition_renders() {
         for (app, _) in APPS {
-            let spec = task_definition(&stack(), app).unwrap();
+            let spec = task_definition(&stack(), "us-west-1", app).unwrap();
             assert_eq!(spec.family, format!("l5d-demo-{app}"));
             assert!(!spec.container_definitions.is_empty());
             for c in &spec.container_definitions {
@@ -237,14 +289,25 @@ mod tests {
                 assert!(!tag.is_empty() && tag != "latest", "{app}: {}", c.image);
             }
         }
-        let hello = task_definition(&stack(), "hello-world").unwrap();
+        let hello = task_definition(&stack(), "us-west-1", "hello-world").unwrap();
         let names: Vec<_> = hello
             .container_definitions
             .iter()
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(names, ["hello", "world", "world-v2"]);
-        let consul = task_definition(&stack(), "consul-agent").unwrap();
+        assert_eq!(
+            hello.container_definitions[0]
+                .log_configuration
+                .as_ref()
+                .unwrap()
+                .options["awslogs-group"],
+            "/l5d-ecs/l5d-demo"
+        );
+        assert_eq!(app_of_container("world-v2"), Some("hello-world"));
+        assert_eq!(app_of_container("linkerd"), Some("linkerd"));
+        assert_eq!(app_of_container("nope"), None);
+        let consul = task_definition(&stack(), "us-west-1", "consul-agent").unwrap();
         assert!(consul.container_definitions[0]
             .image
             .starts_with("hashicorp/consul:"));
@@ -252,7 +315,7 @@ mod tests {
 
     #[test]
     fn digest_changes_with_the_definition() {
-        let a = task_definition(&stack(), "linkerd").unwrap();
+        let a = task_definition(&stack(), "us-west-1", "linkerd").unwrap();
         let mut b = a.clone();
         assert_eq!(a.digest(), b.digest());
         b.container_definitions[0].memory += 1;

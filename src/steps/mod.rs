@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod consul_server;
 pub mod daemons;
 pub mod launch_config;
+pub mod log_group;
 pub mod network;
 pub mod role_policy;
 pub mod security_group;

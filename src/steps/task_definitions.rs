@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use aws_sdk_ecs::types::{
-    ContainerDefinition, HostVolumeProperties, KeyValuePair, MountPoint, NetworkMode, PortMapping,
-    TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
+    ContainerDefinition, HostVolumeProperties, KeyValuePair, LogConfiguration, LogDriver,
+    MountPoint, NetworkMode, PortMapping, TaskDefinitionField, TaskDefinitionStatus,
+    TransportProtocol, Volume,
 };
 
 use crate::aws::{describe_error, error_code, AwsResultExt};
@@ -40,7 +41,7 @@ pub async fn ensure_all(ctx: &Ctx) -> Result<BTreeMap<String, TaskDefinitionReco
 }
 
 async fn ensure_one(ctx: &Ctx, app: &str) -> Result<TaskDefinitionRecord> {
-    let spec = templates::task_definition(&ctx.stack, app)?;
+    let spec = templates::task_definition(&ctx.stack, &ctx.aws.region, app)?;
     let family = spec.family.clone();
     let digest = spec.digest();
     let latest = ctx
@@ -176,6 +177,13 @@ fn container(c: &ContainerSpec) -> ContainerDefinition {
                 })
                 .collect(),
         ))
+        .set_log_configuration(c.log_configuration.as_ref().and_then(|l| {
+            LogConfiguration::builder()
+                .log_driver(LogDriver::from(l.log_driver.as_str()))
+                .set_options(Some(l.options.clone().into_iter().collect()))
+                .build()
+                .ok()
+        }))
         .set_mount_points(Some(
             c.mount_points
                 .iter()

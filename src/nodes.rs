@@ -1,0 +1,171 @@
+//! Finding the stack's nodes and following task -> container instance -> EC2 instance, as the
+//! guide does by hand to find where linkerd-viz runs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use aws_sdk_ec2::types::Instance;
+
+use crate::aws::{ec2_filter, AwsResultExt};
+use crate::context::Ctx;
+use crate::ids::InstanceId;
+use crate::stack::STACK_TAG;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Node {
+    pub instance_id: InstanceId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_dns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
+    pub state: String,
+}
+
+impl Node {
+    fn from_instance(i: &Instance) -> Option<Self> {
+        let non_empty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        Some(Self {
+            instance_id: InstanceId::from(i.instance_id()?),
+            private_ip: non_empty(i.private_ip_address()),
+            public_dns: non_empty(i.public_dns_name()),
+            public_ip: non_empty(i.public_ip_address()),
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .map_or("unknown", |n| n.as_str())
+                .to_owned(),
+        })
+    }
+
+    /// How to reach the node from here: public DNS name, else public IP, else private IP.
+    pub fn host(&self) -> Option<&str> {
+        self.public_dns
+            .as_deref()
+            .or(self.public_ip.as_deref())
+            .or(self.private_ip.as_deref())
+    }
+}
+
+/// Running instances tagged Name=`<stack>-ecs`.
+pub async fn running_nodes(ctx: &Ctx) -> Result<Vec<Node>> {
+    let name = ctx.stack.node_tag();
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .filters(ec2_filter("tag:Name", &[&name]))
+        .filters(ec2_filter(
+            &format!("tag:{STACK_TAG}"),
+            &[ctx.stack.as_str()],
+        ))
+        .filters(ec2_filter("instance-state-name", &["running"]))
+        .send()
+        .await
+        .aws(format!("looking up the running nodes tagged Name={name}"))?;
+    let mut nodes: Vec<Node> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(Node::from_instance)
+        .collect();
+    nodes.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    Ok(nodes)
+}
+
+/// A running node to talk to, or an error saying there is none.
+pub async fn pick_node(ctx: &Ctx) -> Result<Node> {
+    running_nodes(ctx)
+        .await?
+        .into_iter()
+        .find(|n| n.host().is_some())
+        .ok_or_else(|| {
+            anyhow!(
+                "no running instance tagged Name={} in {}; run `l5d-ecs up` (see `l5d-ecs status`), \
+                 or pass --node HOST",
+                ctx.stack.node_tag(),
+                ctx.aws.region
+            )
+        })
+}
+
+pub async fn describe_nodes(ctx: &Ctx, ids: &[String]) -> Result<BTreeMap<String, Node>> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .aws(format!("describing instances {}", ids.join(", ")))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(Node::from_instance)
+        .map(|n| (n.instance_id.to_string(), n))
+        .collect())
+}
+
+/// container instance ARN -> EC2 instance id, for the given container instances.
+pub async fn container_instance_hosts(
+    ctx: &Ctx,
+    cluster: &str,
+    arns: &[String],
+) -> Result<BTreeMap<String, String>> {
+    if arns.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = ctx
+        .aws
+        .ecs
+        .describe_container_instances()
+        .cluster(cluster)
+        .set_container_instances(Some(arns.to_vec()))
+        .send()
+        .await
+        .aws(format!("describing container instances of {cluster}"))?;
+    Ok(out
+        .container_instances()
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c.container_instance_arn()?.to_owned(),
+                c.ec2_instance_id()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// task ARN -> the node it runs on, following task -> container instance -> EC2 instance.
+pub async fn task_nodes(
+    ctx: &Ctx,
+    cluster: &str,
+    tasks: &[aws_sdk_ecs::types::Task],
+) -> Result<BTreeMap<String, Node>> {
+    let mut container_instances: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| t.container_instance_arn().map(str::to_owned))
+        .collect();
+    container_instances.sort();
+    container_instances.dedup();
+    let hosts = container_instance_hosts(ctx, cluster, &container_instances).await?;
+    let instance_ids: Vec<String> = hosts.values().cloned().collect();
+    let nodes = describe_nodes(ctx, &instance_ids).await?;
+    Ok(tasks
+        .iter()
+        .filter_map(|t| {
+            let ec2 = hosts.get(t.container_instance_arn()?)?;
+            Some((t.task_arn()?.to_owned(), nodes.get(ec2)?.clone()))
+        })
+        .collect())
+}
+
+/// The short id at the end of a task ARN.
+pub fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}

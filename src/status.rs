@@ -1,0 +1,345 @@
+//! `status`: every resource in the state file with its live state, the nodes with what runs
+//! on them, and the addresses of the UIs.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Result;
+use aws_sdk_ecs::types::DesiredStatus;
+use serde::Serialize;
+
+use crate::aws::{describe_error, AwsResultExt};
+use crate::context::Ctx;
+use crate::nodes::{self, task_id};
+use crate::output::Address;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub state_file: String,
+    pub resources: Vec<ResourceStatus>,
+    pub nodes: Vec<NodeStatus>,
+    pub addresses: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    pub kind: String,
+    pub name: String,
+    pub id: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub instance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub instance_state: String,
+    /// ACTIVE, DRAINING, ... or `not registered`.
+    pub container_instance: String,
+    /// Running tasks on the node: family -> task ids.
+    pub tasks: BTreeMap<String, Vec<String>>,
+}
+
+impl StatusReport {
+    pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "state file: {}", self.state_file)?;
+        for r in &self.resources {
+            writeln!(
+                out,
+                "{:<21} {:<28} {:<40} {}",
+                r.kind, r.name, r.id, r.state
+            )?;
+        }
+        for n in &self.nodes {
+            writeln!(
+                out,
+                "node {} {} ({}, container instance {})",
+                n.instance_id,
+                n.host.as_deref().unwrap_or("-"),
+                n.instance_state,
+                n.container_instance
+            )?;
+            for (family, ids) in &n.tasks {
+                writeln!(out, "    {family}: {}", ids.join(", "))?;
+            }
+        }
+        for a in &self.addresses {
+            writeln!(out, "{:<14} {}", a.name, a.url)?;
+        }
+        Ok(())
+    }
+}
+
+fn line(kind: &str, name: &str, id: &str, state: impl Into<String>) -> ResourceStatus {
+    ResourceStatus {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        id: id.to_owned(),
+        state: state.into(),
+    }
+}
+
+pub async fn status(ctx: &Ctx) -> Result<StatusReport> {
+    let r = ctx.state.resources();
+    let mut lines = Vec::new();
+
+    if let Some(sg) = &r.security_group {
+        let cidrs: Vec<String> = sg.allowed_cidrs.iter().map(|c| c.to_string()).collect();
+        lines.push(line(
+            "security-group",
+            &sg.name,
+            sg.id.as_str(),
+            format!("open to {}", cidrs.join(", ")),
+        ));
+    }
+    if let Some(c) = &r.consul_server {
+        let id = c.instance_id.to_string();
+        let state = match nodes::describe_nodes(ctx, std::slice::from_ref(&id)).await {
+            Ok(found) => found
+                .get(&id)
+                .map_or("not found".to_owned(), |n| n.state.clone()),
+            Err(e) => format!("unknown: {e:#}"),
+        };
+        lines.push(line(
+            "consul-server",
+            &ctx.stack.consul_server_tag(),
+            &id,
+            state,
+        ));
+    }
+    if let Some(role) = &r.instance_role {
+        lines.push(line(
+            "role-policy",
+            &role.policy_name,
+            &role.role_name,
+            "recorded",
+        ));
+    }
+    if let Some(lc) = &r.launch_config {
+        lines.push(line(
+            "launch-config",
+            &lc.name,
+            lc.launch_template_id.as_ref().map_or("", |i| i.as_str()),
+            "recorded",
+        ));
+    }
+    for td in r.task_definitions.values() {
+        lines.push(line(
+            "task-definition",
+            &td.family,
+            &format!("{}:{}", td.family, td.revision),
+            "recorded",
+        ));
+    }
+    if let Some(lg) = &r.log_group {
+        lines.push(line("log-group", &lg.name, &lg.name, "recorded"));
+    }
+    if let Some(a) = &r.asg {
+        let state = match ctx
+            .aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&a.name)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .auto_scaling_groups()
+                .first()
+                .map_or("not found".to_owned(), |g| {
+                    let in_service = g
+                        .instances()
+                        .iter()
+                        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                        .count();
+                    format!(
+                        "{in_service} InService of desired {} (min {}, max {})",
+                        g.desired_capacity().unwrap_or(0),
+                        g.min_size().unwrap_or(0),
+                        g.max_size().unwrap_or(0)
+                    )
+                }),
+            Err(e) => format!("unknown: {}", describe_error(&e)),
+        };
+        lines.push(line("auto-scaling-group", &a.name, &a.name, state));
+    }
+
+    let mut node_list = Vec::new();
+    let mut viz_host = None;
+    if let Some(cluster) = &r.cluster {
+        let name = &cluster.name;
+        let described = ctx
+            .aws
+            .ecs
+            .describe_clusters()
+            .clusters(name)
+            .send()
+            .await
+            .aws(format!("describing cluster {name}"))?;
+        let cstate = described
+            .clusters()
+            .first()
+            .map_or("not found".to_owned(), |c| {
+                format!(
+                    "{}, {} container instance(s), {} running task(s)",
+                    c.status().unwrap_or("?"),
+                    c.registered_container_instances_count(),
+                    c.running_tasks_count()
+                )
+            });
+        lines.push(line("cluster", name, cluster.arn.as_str(), cstate));
+
+        if !r.daemons.is_empty() {
+            let names: Vec<String> = r.daemons.keys().cloned().collect();
+            match ctx
+                .aws
+                .ecs
+                .describe_services()
+                .cluster(name)
+                .set_services(Some(names))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    for s in out.services() {
+                        lines.push(line(
+                            "daemon-service",
+                            s.service_name().unwrap_or("?"),
+                            s.service_arn().unwrap_or("?"),
+                            format!(
+                                "{}, {} running of {} desired",
+                                s.status().unwrap_or("?"),
+                                s.running_count(),
+                                s.desired_count()
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => lines.push(line(
+                    "daemon-service",
+                    "*",
+                    "",
+                    format!("unknown: {}", describe_error(&e)),
+                )),
+            }
+        }
+
+        // What runs where: container instances and their tasks.
+        let ci_arns = ctx
+            .aws
+            .ecs
+            .list_container_instances()
+            .cluster(name)
+            .send()
+            .await
+            .aws(format!("listing the container instances of {name}"))?
+            .container_instance_arns()
+            .to_vec();
+        let mut registered: BTreeMap<String, String> = BTreeMap::new();
+        let mut ci_status: BTreeMap<String, String> = BTreeMap::new();
+        if !ci_arns.is_empty() {
+            let out = ctx
+                .aws
+                .ecs
+                .describe_container_instances()
+                .cluster(name)
+                .set_container_instances(Some(ci_arns))
+                .send()
+                .await
+                .aws(format!("describing the container instances of {name}"))?;
+            for ci in out.container_instances() {
+                if let (Some(ec2), Some(arn)) = (ci.ec2_instance_id(), ci.container_instance_arn())
+                {
+                    registered.insert(arn.to_owned(), ec2.to_owned());
+                    ci_status.insert(ec2.to_owned(), ci.status().unwrap_or("?").to_owned());
+                }
+            }
+        }
+        let task_arns = ctx
+            .aws
+            .ecs
+            .list_tasks()
+            .cluster(name)
+            .desired_status(DesiredStatus::Running)
+            .send()
+            .await
+            .aws(format!("listing the tasks of {name}"))?
+            .task_arns()
+            .to_vec();
+        let mut tasks = Vec::new();
+        for chunk in task_arns.chunks(100) {
+            let out = ctx
+                .aws
+                .ecs
+                .describe_tasks()
+                .cluster(name)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .aws(format!("describing the tasks of {name}"))?;
+            tasks.extend(out.tasks().iter().cloned());
+        }
+        let mut by_instance: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for t in &tasks {
+            let Some(ec2) = t.container_instance_arn().and_then(|a| registered.get(a)) else {
+                continue;
+            };
+            let family = t
+                .task_definition_arn()
+                .and_then(|a| a.rsplit('/').next())
+                .and_then(|f| f.rsplit_once(':').map(|(f, _)| f))
+                .unwrap_or("?")
+                .to_owned();
+            by_instance
+                .entry(ec2.clone())
+                .or_default()
+                .entry(family)
+                .or_default()
+                .push(task_id(t.task_arn().unwrap_or_default()).to_owned());
+        }
+        let running = nodes::running_nodes(ctx).await?;
+        let viz_family = ctx.stack.family("linkerd-viz");
+        for n in &running {
+            let id = n.instance_id.to_string();
+            let tasks = by_instance.remove(&id).unwrap_or_default();
+            if tasks.contains_key(&viz_family) && viz_host.is_none() {
+                viz_host = n.host().map(str::to_owned);
+            }
+            node_list.push(NodeStatus {
+                container_instance: ci_status
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| "not registered".to_owned()),
+                instance_id: id,
+                host: n.host().map(str::to_owned),
+                instance_state: n.state.clone(),
+                tasks,
+            });
+        }
+    }
+
+    let mut addresses = Vec::new();
+    if let Some(host) = node_list.iter().find_map(|n| n.host.clone()) {
+        addresses.push(Address {
+            name: "linkerd admin".into(),
+            url: format!("http://{host}:9990"),
+        });
+        addresses.push(Address {
+            name: "consul UI".into(),
+            url: format!("http://{host}:8500/ui"),
+        });
+    }
+    if let Some(host) = viz_host {
+        addresses.push(Address {
+            name: "linkerd-viz".into(),
+            url: format!("http://{host}:3000"),
+        });
+    }
+    Ok(StatusReport {
+        state_file: ctx.state.path().display().to_string(),
+        resources: lines,
+        nodes: node_list,
+        addresses,
+    })
+}
