@@ -10,7 +10,7 @@ use aws_sdk_ecs::types::{
     Task,
 };
 
-use crate::aws::{poll, AwsResultExt, Poll};
+use crate::aws::{classify, no_retry, poll, AwsResultExt, Poll};
 use crate::cli::{App, DeployArgs};
 use crate::context::Ctx;
 use crate::ids::Arn;
@@ -21,6 +21,7 @@ use crate::steps::missing_step;
 
 /// RunTask starts at most ten tasks a call.
 const RUN_TASK_MAX: u32 = 10;
+const MAX_RUN_TASK_ATTEMPTS: u32 = 8;
 
 fn inputs(ctx: &Ctx, app: App) -> Result<(ClusterRecord, TaskDefinitionRecord)> {
     let r = ctx.state.resources();
@@ -100,9 +101,12 @@ pub async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
     let running = tasks.len() as u32;
     if running < count {
         let mut missing = count - running;
+        let mut failed_attempts = 0;
         while missing > 0 {
             let batch = missing.min(RUN_TASK_MAX);
-            let out = ctx
+            // Not retried by the SDK (a retry after a lost response would start the tasks
+            // twice): after an error that may hide a success, count again.
+            let result = ctx
                 .aws
                 .ecs
                 .run_task()
@@ -118,12 +122,35 @@ pub async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
                         .build(),
                 )
                 .tags(crate::steps::ecs_stack_tag(&ctx.stack))
+                .customize()
+                .config_override(no_retry!(aws_sdk_ecs))
                 .send()
-                .await
-                .aws(format!(
-                    "starting {batch} {family} task(s) in {}",
-                    cluster.name
-                ))?;
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = classify(e);
+                    failed_attempts += 1;
+                    if !e.transient || failed_attempts >= MAX_RUN_TASK_ATTEMPTS {
+                        bail!(
+                            "starting {batch} {family} task(s) in {}: {}",
+                            cluster.name,
+                            e.message
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 << failed_attempts.min(5))).await;
+                    tasks = our_tasks(ctx, &cluster.name, &family).await?;
+                    record_tasks(
+                        ctx,
+                        app,
+                        &family,
+                        tasks.iter().filter_map(|t| t.task_arn()),
+                        &[],
+                    )?;
+                    missing = count.saturating_sub(tasks.len() as u32);
+                    continue;
+                }
+            };
             let started = out.tasks().to_vec();
             record_tasks(
                 ctx,

@@ -8,7 +8,10 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ecs::types::ContainerInstanceStatus;
 
-use crate::aws::{describe_error, error_code, format_duration, poll, AwsResultExt, Poll};
+use crate::aws::{
+    classify, create_once, describe_error, error_code, format_duration, no_retry, poll,
+    AwsResultExt, Poll,
+};
 use crate::cli::SizeArgs;
 use crate::context::Ctx;
 use crate::ids::InstanceId;
@@ -101,10 +104,23 @@ pub async fn ensure(
                 .build(),
         ),
     };
-    request
-        .send()
-        .await
-        .aws(format!("creating auto scaling group {name}"))?;
+    // Not retried by the SDK: moto answers a second CreateAutoScalingGroup by replacing the
+    // group and leaving the first one's instances running.
+    create_once(
+        &format!("creating auto scaling group {name}"),
+        || async {
+            request
+                .clone()
+                .customize()
+                .config_override(no_retry!(aws_sdk_autoscaling))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        },
+        || async { Ok(describe(ctx, &name).await?.map(|_| ())) },
+    )
+    .await?;
     ctx.state
         .update(|s| s.resources.asg = Some(record.clone()))?;
     ctx.out.record(

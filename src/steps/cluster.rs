@@ -3,30 +3,36 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use aws_sdk_ecs::types::ClusterField;
+use aws_sdk_ecs::types::{Cluster, ClusterField};
 
-use crate::aws::{describe_error, error_code, poll, AwsResultExt, Poll};
+use crate::aws::{
+    classify, create_once, describe_error, error_code, no_retry, poll, AwsResultExt, Poll,
+};
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::output::{Action, ResourceKind};
 use crate::state::ClusterRecord;
 
-pub async fn ensure(ctx: &Ctx) -> Result<ClusterRecord> {
-    let name = ctx.stack.cluster();
+async fn find_active(ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
     let found = ctx
         .aws
         .ecs
         .describe_clusters()
-        .clusters(&name)
+        .clusters(name)
         .include(ClusterField::Tags)
         .send()
         .await
         .aws(format!("looking up ECS cluster {name}"))?;
-    let active = found
+    Ok(found
         .clusters()
         .iter()
-        .find(|c| c.status() == Some("ACTIVE"));
-    let (arn, action) = match active {
+        .find(|c| c.status() == Some("ACTIVE"))
+        .cloned())
+}
+
+pub async fn ensure(ctx: &Ctx) -> Result<ClusterRecord> {
+    let name = ctx.stack.cluster();
+    let (arn, action) = match find_active(ctx, &name).await? {
         Some(cluster) => {
             let arn = cluster.cluster_arn().unwrap_or_default();
             if !super::ecs_has_stack_tag(cluster.tags(), &ctx.stack) {
@@ -35,20 +41,36 @@ pub async fn ensure(ctx: &Ctx) -> Result<ClusterRecord> {
             (Arn::from(arn), Action::Kept)
         }
         None => {
-            let created = ctx
-                .aws
-                .ecs
-                .create_cluster()
-                .cluster_name(&name)
-                .tags(super::ecs_stack_tag(&ctx.stack))
-                .send()
-                .await
-                .aws(format!("creating ECS cluster {name}"))?;
-            let arn = created
-                .cluster()
-                .and_then(|c| c.cluster_arn())
-                .ok_or_else(|| anyhow!("CreateCluster returned no cluster"))?;
-            (Arn::from(arn), Action::Created)
+            // Not retried by the SDK: moto answers a second CreateCluster by replacing the
+            // cluster without its tags.
+            let arn = create_once(
+                &format!("creating ECS cluster {name}"),
+                || async {
+                    ctx.aws
+                        .ecs
+                        .create_cluster()
+                        .cluster_name(&name)
+                        .tags(super::ecs_stack_tag(&ctx.stack))
+                        .customize()
+                        .config_override(no_retry!(aws_sdk_ecs))
+                        .send()
+                        .await
+                        .map(|out| {
+                            out.cluster()
+                                .and_then(|c| c.cluster_arn())
+                                .map(str::to_owned)
+                        })
+                        .map_err(classify)
+                },
+                || async {
+                    Ok(find_active(ctx, &name)
+                        .await?
+                        .map(|c| c.cluster_arn().map(str::to_owned)))
+                },
+            )
+            .await?
+            .ok_or_else(|| anyhow!("CreateCluster returned no cluster"))?;
+            (Arn(arn), Action::Created)
         }
     };
     let record = ClusterRecord {

@@ -9,7 +9,10 @@ use aws_sdk_ec2::types::{
     InstanceStateName, InstanceType, ResourceType,
 };
 
-use crate::aws::{describe_error, ec2_filter, error_code, poll, AwsResultExt, Poll};
+use crate::aws::{
+    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
+    Poll,
+};
 use crate::cli::InstanceArgs;
 use crate::context::Ctx;
 use crate::ids::InstanceId;
@@ -77,41 +80,50 @@ pub async fn ensure(
         .subnet_ids
         .first()
         .ok_or_else(|| anyhow!("the state file's network has no subnet"))?;
-    let user_data = templates::consul_server_user_data(&ctx.stack)?;
-    let mut request = ctx
-        .aws
-        .ec2
-        .run_instances()
-        .image_id(ami)
-        .instance_type(InstanceType::from(args.instance_type.as_str()))
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(subnet.as_str())
-        .security_group_ids(sg.id.as_str())
-        .user_data(aws_smithy_types::base64::encode(user_data))
-        .metadata_options(metadata_options())
-        .tag_specifications(super::ec2_tag_spec(
-            &ctx.stack,
-            &name,
-            ResourceType::Instance,
-        ))
-        .tag_specifications(super::ec2_tag_spec(&ctx.stack, &name, ResourceType::Volume));
-    if let Some(key) = &args.key_pair {
-        request = request.key_name(key);
-    }
-    if let Some(lineage) = ctx.state.lineage() {
-        request = request.client_token(ctx.stack.client_token("consul", &lineage));
-    }
-    let out = request
-        .send()
-        .await
-        .aws(format!("starting the consul server instance {name}"))?;
-    let id = out
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .map(InstanceId::from)
-        .ok_or_else(|| anyhow!("RunInstances returned no instance"))?;
+    let user_data =
+        aws_smithy_types::base64::encode(templates::consul_server_user_data(&ctx.stack)?);
+    let token = ctx
+        .state
+        .lineage()
+        .map(|lineage| ctx.stack.client_token("consul", &lineage));
+    let id = create_once(
+        &format!("starting the consul server instance {name}"),
+        || async {
+            ctx.aws
+                .ec2
+                .run_instances()
+                .image_id(ami)
+                .instance_type(InstanceType::from(args.instance_type.as_str()))
+                .min_count(1)
+                .max_count(1)
+                .subnet_id(subnet.as_str())
+                .security_group_ids(sg.id.as_str())
+                .user_data(&user_data)
+                .metadata_options(metadata_options())
+                .tag_specifications(super::ec2_tag_spec(
+                    &ctx.stack,
+                    &name,
+                    ResourceType::Instance,
+                ))
+                .tag_specifications(super::ec2_tag_spec(&ctx.stack, &name, ResourceType::Volume))
+                .set_key_name(args.key_pair.clone())
+                .set_client_token(token.clone())
+                .customize()
+                .config_override(no_retry!(aws_sdk_ec2))
+                .send()
+                .await
+                .map(|out| {
+                    out.instances()
+                        .first()
+                        .and_then(|i| i.instance_id())
+                        .map(InstanceId::from)
+                })
+                .map_err(classify)
+        },
+        || async { Ok(find(ctx).await?.map(Some)) },
+    )
+    .await?
+    .ok_or_else(|| anyhow!("RunInstances returned no instance"))?;
     let record = InstanceRecord { instance_id: id };
     ctx.state
         .update(|s| s.resources.consul_server = Some(record.clone()))?;

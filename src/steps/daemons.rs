@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 use aws_sdk_ecs::types::{LaunchType, SchedulingStrategy};
 
-use crate::aws::{describe_error, error_code, AwsResultExt};
+use crate::aws::{classify, create_once, describe_error, error_code, no_retry, AwsResultExt};
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::output::{Action, ResourceKind};
@@ -100,14 +100,41 @@ async fn create(
     if let Some(lineage) = ctx.state.lineage() {
         request = request.client_token(ctx.stack.client_token(name, &lineage));
     }
-    let out = request.send().await.aws(format!(
-        "creating daemon service {name} in {}",
-        cluster.name
-    ))?;
-    out.service()
-        .and_then(|s| s.service_arn())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("CreateService returned no service"))
+    create_once(
+        &format!("creating daemon service {name} in {}", cluster.name),
+        || async {
+            request
+                .clone()
+                .customize()
+                .config_override(no_retry!(aws_sdk_ecs))
+                .send()
+                .await
+                .map(|out| {
+                    out.service()
+                        .and_then(|s| s.service_arn())
+                        .map(str::to_owned)
+                })
+                .map_err(classify)
+        },
+        || async {
+            let found = ctx
+                .aws
+                .ecs
+                .describe_services()
+                .cluster(&cluster.name)
+                .services(name)
+                .send()
+                .await
+                .aws(format!("looking up daemon service {name}"))?;
+            Ok(found
+                .services()
+                .iter()
+                .find(|s| s.status() == Some("ACTIVE"))
+                .map(|s| s.service_arn().map(str::to_owned)))
+        },
+    )
+    .await?
+    .ok_or_else(|| anyhow!("CreateService returned no service"))
 }
 
 pub async fn destroy(ctx: &Ctx, cluster: &str, service: &ServiceRecord) -> Result<()> {

@@ -16,7 +16,10 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType,
 };
 
-use crate::aws::{describe_error, ec2_filter, error_code, poll, AwsResultExt, Poll};
+use crate::aws::{
+    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
+    Poll,
+};
 use crate::cli::InstanceArgs;
 use crate::context::Ctx;
 use crate::ids::LaunchTemplateId;
@@ -56,26 +59,49 @@ pub async fn ensure(
     ensure_template(ctx, launch).await
 }
 
+async fn find_configuration(
+    ctx: &Ctx,
+    name: &str,
+) -> Result<Option<aws_sdk_autoscaling::types::LaunchConfiguration>> {
+    let found = ctx
+        .aws
+        .autoscaling
+        .describe_launch_configurations()
+        .launch_configuration_names(name)
+        .send()
+        .await
+        .aws(format!("looking up launch configuration {name}"))?;
+    Ok(found.launch_configurations().first().cloned())
+}
+
+async fn find_template(
+    ctx: &Ctx,
+    name: &str,
+) -> Result<Option<aws_sdk_ec2::types::LaunchTemplate>> {
+    let found = ctx
+        .aws
+        .ec2
+        .describe_launch_templates()
+        .filters(ec2_filter("launch-template-name", &[name]))
+        .send()
+        .await
+        .aws(format!("looking up launch template {name}"))?;
+    Ok(found.launch_templates().first().cloned())
+}
+
 /// `None` when the account refuses launch configurations.
 async fn ensure_configuration(
     ctx: &Ctx,
     launch: &NodeLaunch<'_>,
 ) -> Result<Option<LaunchConfigRecord>> {
     let name = ctx.stack.launch_configuration();
-    let found = ctx
-        .aws
-        .autoscaling
-        .describe_launch_configurations()
-        .launch_configuration_names(&name)
-        .send()
-        .await
-        .aws(format!("looking up launch configuration {name}"))?;
+    let found = find_configuration(ctx, &name).await?;
     let record = LaunchConfigRecord {
         kind: LaunchConfigKind::LaunchConfiguration,
         name: name.clone(),
         launch_template_id: None,
     };
-    if let Some(lc) = found.launch_configurations().first() {
+    if let Some(lc) = found {
         ctx.state
             .update(|s| s.resources.launch_config = Some(record.clone()))?;
         ctx.out.record(
@@ -112,13 +138,30 @@ async fn ensure_configuration(
             if let Some(key) = &launch.instance.key_pair {
                 request = request.key_name(key);
             }
-            match request.send().await {
+            // Not retried by the SDK: moto answers a second CreateLaunchConfiguration by
+            // replacing the first. After an error that may hide a success, look first.
+            let result = request
+                .customize()
+                .config_override(no_retry!(aws_sdk_autoscaling))
+                .send()
+                .await;
+            match result {
                 Ok(_) => Ok(Poll::Ready(true)),
                 Err(e) if error_code(&e) == Some("UnsupportedOperation") => Ok(Poll::Ready(false)),
                 Err(e) if describe_error(&e).contains("Invalid IamInstanceProfile") => {
                     Ok(Poll::Pending(describe_error(&e)))
                 }
-                Err(e) => Err(anyhow!("{}", describe_error(&e))),
+                Err(e) => {
+                    let e = classify(e);
+                    if !(e.transient || e.exists) {
+                        return Err(anyhow!("{}", e.message));
+                    }
+                    if find_configuration(ctx, &name).await?.is_some() {
+                        Ok(Poll::Ready(true))
+                    } else {
+                        Ok(Poll::Pending(e.message))
+                    }
+                }
             }
         },
     )
@@ -140,15 +183,8 @@ async fn ensure_configuration(
 
 async fn ensure_template(ctx: &Ctx, launch: &NodeLaunch<'_>) -> Result<LaunchConfigRecord> {
     let name = ctx.stack.launch_template();
-    let found = ctx
-        .aws
-        .ec2
-        .describe_launch_templates()
-        .filters(ec2_filter("launch-template-name", &[&name]))
-        .send()
-        .await
-        .aws(format!("looking up launch template {name}"))?;
-    if let Some(lt) = found.launch_templates().first() {
+    let found = find_template(ctx, &name).await?;
+    if let Some(lt) = found {
         let id = lt.launch_template_id().unwrap_or_default();
         if !super::ec2_has_stack_tag(lt.tags(), &ctx.stack) {
             return Err(super::not_ours("launch template", &name, id, &ctx.stack));
@@ -185,29 +221,46 @@ async fn ensure_template(ctx: &Ctx, launch: &NodeLaunch<'_>) -> Result<LaunchCon
     if let Some(key) = &launch.instance.key_pair {
         data = data.key_name(key);
     }
-    let mut request = ctx
-        .aws
-        .ec2
-        .create_launch_template()
-        .launch_template_name(&name)
-        .version_description("l5d-ecs ECS node")
-        .launch_template_data(data.build())
-        .tag_specifications(super::ec2_tag_spec(
-            &ctx.stack,
-            &name,
-            ResourceType::LaunchTemplate,
-        ));
-    if let Some(lineage) = ctx.state.lineage() {
-        request = request.client_token(ctx.stack.client_token("lt", &lineage));
-    }
-    let created = request
-        .send()
-        .await
-        .aws(format!("creating launch template {name}"))?;
-    let id = created
-        .launch_template()
-        .and_then(|t| t.launch_template_id())
-        .ok_or_else(|| anyhow!("CreateLaunchTemplate returned no id"))?;
+    let data = data.build();
+    let token = ctx
+        .state
+        .lineage()
+        .map(|lineage| ctx.stack.client_token("lt", &lineage));
+    let id = create_once(
+        &format!("creating launch template {name}"),
+        || async {
+            ctx.aws
+                .ec2
+                .create_launch_template()
+                .launch_template_name(&name)
+                .version_description("l5d-ecs ECS node")
+                .launch_template_data(data.clone())
+                .tag_specifications(super::ec2_tag_spec(
+                    &ctx.stack,
+                    &name,
+                    ResourceType::LaunchTemplate,
+                ))
+                .set_client_token(token.clone())
+                .customize()
+                .config_override(no_retry!(aws_sdk_ec2))
+                .send()
+                .await
+                .map(|out| {
+                    out.launch_template()
+                        .and_then(|t| t.launch_template_id())
+                        .map(str::to_owned)
+                })
+                .map_err(classify)
+        },
+        || async {
+            Ok(find_template(ctx, &name)
+                .await?
+                .map(|t| t.launch_template_id().map(str::to_owned)))
+        },
+    )
+    .await?
+    .ok_or_else(|| anyhow!("CreateLaunchTemplate returned no id"))?;
+    let id = id.as_str();
     let record = LaunchConfigRecord {
         kind: LaunchConfigKind::LaunchTemplate,
         name: name.clone(),

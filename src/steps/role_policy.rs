@@ -8,7 +8,7 @@
 use anyhow::{anyhow, bail, Result};
 use aws_sdk_iam::types::Tag;
 
-use crate::aws::{describe_error, error_code, AwsResultExt};
+use crate::aws::{classify, create_once, describe_error, error_code, no_retry, AwsResultExt};
 use crate::context::Ctx;
 use crate::output::{Action, ResourceKind};
 use crate::stack::{CREATED_BY_TAG, STACK_TAG};
@@ -48,6 +48,32 @@ fn same_policy(returned: &str, wanted: &str) -> bool {
     matches!((parse(&decoded), parse(wanted)), (Some(a), Some(b)) if a == b)
 }
 
+async fn get_role(ctx: &Ctx, role_name: &str) -> Result<Option<aws_sdk_iam::types::Role>> {
+    match ctx.aws.iam.get_role().role_name(role_name).send().await {
+        Ok(out) => Ok(out.role().cloned()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+        Err(e) => bail!("looking up IAM role {role_name}: {}", describe_error(&e)),
+    }
+}
+
+async fn get_instance_profile(
+    ctx: &Ctx,
+    name: &str,
+) -> Result<Option<aws_sdk_iam::types::InstanceProfile>> {
+    match ctx
+        .aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.instance_profile().cloned()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+        Err(e) => bail!("looking up instance profile {name}: {}", describe_error(&e)),
+    }
+}
+
 async fn has_managed_policy(ctx: &Ctx, role_name: &str) -> Result<bool> {
     let wanted = managed_policy_arn(ctx);
     let attached = ctx
@@ -78,11 +104,8 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
     };
 
     // The role.
-    let role = match iam.get_role().role_name(role_name).send().await {
-        Ok(out) => out.role().cloned(),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => bail!("looking up IAM role {role_name}: {}", describe_error(&e)),
-    };
+    let tags = iam_tags(ctx)?;
+    let role = get_role(ctx, role_name).await?;
     match role {
         Some(role) => {
             record.created_role = created_by_l5d_ecs(role.tags());
@@ -98,22 +121,27 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
             );
         }
         None => {
-            let created = iam
-                .create_role()
-                .role_name(role_name)
-                .assume_role_policy_document(templates::EC2_TRUST_POLICY)
-                .description("ECS container instances of l5d-ecs stacks")
-                .set_tags(Some(iam_tags(ctx)?))
-                .send()
-                .await
-                .aws(format!("creating IAM role {role_name}"))?;
+            let arn = create_once(
+                &format!("creating IAM role {role_name}"),
+                || async {
+                    iam.create_role()
+                        .role_name(role_name)
+                        .assume_role_policy_document(templates::EC2_TRUST_POLICY)
+                        .description("ECS container instances of l5d-ecs stacks")
+                        .set_tags(Some(tags.clone()))
+                        .customize()
+                        .config_override(no_retry!(aws_sdk_iam))
+                        .send()
+                        .await
+                        .map(|out| out.role().map(|r| r.arn().to_owned()).unwrap_or_default())
+                        .map_err(classify)
+                },
+                || async { Ok(get_role(ctx, role_name).await?.map(|r| r.arn().to_owned())) },
+            )
+            .await?;
             record.created_role = true;
             ctx.state
                 .update(|s| s.resources.instance_role = Some(record.clone()))?;
-            let arn = created
-                .role()
-                .map(|r| r.arn().to_owned())
-                .unwrap_or_default();
             ctx.out
                 .record(ResourceKind::InstanceRole, role_name, arn, Action::Created);
         }
@@ -132,19 +160,7 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
 
     // Its instance profile, of the same name (as the ECS console makes them).
     let profile_name = &record.instance_profile_name;
-    let profile = match iam
-        .get_instance_profile()
-        .instance_profile_name(profile_name)
-        .send()
-        .await
-    {
-        Ok(out) => out.instance_profile().cloned(),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => bail!(
-            "looking up instance profile {profile_name}: {}",
-            describe_error(&e)
-        ),
-    };
+    let profile = get_instance_profile(ctx, profile_name).await?;
     let (profile_roles, profile_arn) = match profile {
         Some(p) => {
             record.created_instance_profile = created_by_l5d_ecs(p.tags());
@@ -152,20 +168,33 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
             (roles, p.arn().to_owned())
         }
         None => {
-            let created = iam
-                .create_instance_profile()
-                .instance_profile_name(profile_name)
-                .set_tags(Some(iam_tags(ctx)?))
-                .send()
-                .await
-                .aws(format!("creating instance profile {profile_name}"))?;
+            let arn = create_once(
+                &format!("creating instance profile {profile_name}"),
+                || async {
+                    iam.create_instance_profile()
+                        .instance_profile_name(profile_name)
+                        .set_tags(Some(tags.clone()))
+                        .customize()
+                        .config_override(no_retry!(aws_sdk_iam))
+                        .send()
+                        .await
+                        .map(|out| {
+                            out.instance_profile()
+                                .map(|p| p.arn().to_owned())
+                                .unwrap_or_default()
+                        })
+                        .map_err(classify)
+                },
+                || async {
+                    Ok(get_instance_profile(ctx, profile_name)
+                        .await?
+                        .map(|p| p.arn().to_owned()))
+                },
+            )
+            .await?;
             record.created_instance_profile = true;
             ctx.state
                 .update(|s| s.resources.instance_role = Some(record.clone()))?;
-            let arn = created
-                .instance_profile()
-                .map(|p| p.arn().to_owned())
-                .unwrap_or_default();
             ctx.out.record(
                 ResourceKind::InstanceProfile,
                 profile_name,
@@ -176,14 +205,28 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
         }
     };
     if profile_roles.is_empty() {
-        iam.add_role_to_instance_profile()
-            .instance_profile_name(profile_name)
-            .role_name(role_name)
-            .send()
-            .await
-            .aws(format!(
-                "adding IAM role {role_name} to instance profile {profile_name}"
-            ))?;
+        // LimitExceeded after a lost response means the role is in: look before trying again.
+        create_once(
+            &format!("adding IAM role {role_name} to instance profile {profile_name}"),
+            || async {
+                iam.add_role_to_instance_profile()
+                    .instance_profile_name(profile_name)
+                    .role_name(role_name)
+                    .customize()
+                    .config_override(no_retry!(aws_sdk_iam))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+            || async {
+                let profile = get_instance_profile(ctx, profile_name).await?;
+                Ok(profile
+                    .filter(|p| p.roles().iter().any(|r| r.role_name() == role_name))
+                    .map(|_| ()))
+            },
+        )
+        .await?;
     } else if !profile_roles.iter().any(|r| r == role_name) {
         bail!(
             "instance profile {profile_name} ({profile_arn}) holds role {} instead of {role_name}; \

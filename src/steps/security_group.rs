@@ -4,11 +4,16 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, ResourceType, SecurityGroup, UserIdGroupPair,
+};
 
-use crate::aws::{describe_error, ec2_filter, error_code, poll, AwsResultExt, Poll};
+use crate::aws::{
+    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
+    Poll,
+};
 use crate::context::Ctx;
-use crate::ids::SecurityGroupId;
+use crate::ids::{SecurityGroupId, VpcId};
 use crate::output::{Action, ResourceKind};
 use crate::stack::Cidr;
 use crate::state::{Network, SecurityGroupRecord};
@@ -127,18 +132,23 @@ fn permission(rule: &Rule) -> IpPermission {
     }
 }
 
-pub async fn ensure(ctx: &Ctx, network: &Network, cidrs: &[Cidr]) -> Result<SecurityGroupRecord> {
-    let name = ctx.stack.security_group();
+async fn find(ctx: &Ctx, name: &str, vpc: &VpcId) -> Result<Option<SecurityGroup>> {
     let found = ctx
         .aws
         .ec2
         .describe_security_groups()
-        .filters(ec2_filter("group-name", &[&name]))
-        .filters(ec2_filter("vpc-id", &[network.vpc_id.as_str()]))
+        .filters(ec2_filter("group-name", &[name]))
+        .filters(ec2_filter("vpc-id", &[vpc.as_str()]))
         .send()
         .await
         .aws(format!("looking up security group {name}"))?;
-    let (id, existing, mut action) = match found.security_groups().first() {
+    Ok(found.security_groups().first().cloned())
+}
+
+pub async fn ensure(ctx: &Ctx, network: &Network, cidrs: &[Cidr]) -> Result<SecurityGroupRecord> {
+    let name = ctx.stack.security_group();
+    let found = find(ctx, &name, &network.vpc_id).await?;
+    let (id, existing, mut action) = match found {
         Some(group) => {
             let id = SecurityGroupId::from(group.group_id().unwrap_or_default());
             if !super::ec2_has_stack_tag(group.tags(), &ctx.stack) {
@@ -152,27 +162,38 @@ pub async fn ensure(ctx: &Ctx, network: &Network, cidrs: &[Cidr]) -> Result<Secu
             (id, existing_rules(group.ip_permissions()), Action::Kept)
         }
         None => {
-            let created = ctx
-                .aws
-                .ec2
-                .create_security_group()
-                .group_name(&name)
-                .description(DESCRIPTION)
-                .vpc_id(network.vpc_id.as_str())
-                .tag_specifications(super::ec2_tag_spec(
-                    &ctx.stack,
-                    &name,
-                    ResourceType::SecurityGroup,
-                ))
-                .send()
-                .await
-                .aws(format!("creating security group {name}"))?;
-            let id = SecurityGroupId::from(
-                created
-                    .group_id()
-                    .ok_or_else(|| anyhow!("CreateSecurityGroup returned no group id"))?,
-            );
-            (id, Vec::new(), Action::Created)
+            let id = create_once(
+                &format!("creating security group {name}"),
+                || async {
+                    ctx.aws
+                        .ec2
+                        .create_security_group()
+                        .group_name(&name)
+                        .description(DESCRIPTION)
+                        .vpc_id(network.vpc_id.as_str())
+                        .tag_specifications(super::ec2_tag_spec(
+                            &ctx.stack,
+                            &name,
+                            ResourceType::SecurityGroup,
+                        ))
+                        .customize()
+                        .config_override(no_retry!(aws_sdk_ec2))
+                        .send()
+                        .await
+                        .map(|out| out.group_id().unwrap_or_default().to_owned())
+                        .map_err(classify)
+                },
+                || async {
+                    Ok(find(ctx, &name, &network.vpc_id)
+                        .await?
+                        .and_then(|g| g.group_id().map(str::to_owned)))
+                },
+            )
+            .await?;
+            if id.is_empty() {
+                return Err(anyhow!("CreateSecurityGroup returned no group id"));
+            }
+            (SecurityGroupId(id), Vec::new(), Action::Created)
         }
     };
     let record = SecurityGroupRecord {

@@ -10,7 +10,7 @@ use aws_sdk_ecs::types::{
     TransportProtocol, Volume,
 };
 
-use crate::aws::{describe_error, error_code, AwsResultExt};
+use crate::aws::{classify, create_once, describe_error, error_code, no_retry, AwsResultExt};
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::output::{Action, ResourceKind};
@@ -44,40 +44,7 @@ async fn ensure_one(ctx: &Ctx, app: &str) -> Result<TaskDefinitionRecord> {
     let spec = templates::task_definition(&ctx.stack, &ctx.aws.region, app)?;
     let family = spec.family.clone();
     let digest = spec.digest();
-    let latest = ctx
-        .aws
-        .ecs
-        .describe_task_definition()
-        .task_definition(&family)
-        .include(TaskDefinitionField::Tags)
-        .send()
-        .await;
-    let current = match latest {
-        Ok(out) => {
-            let matches = out
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some(DIGEST_TAG) && t.value() == Some(digest.as_str()));
-            let td = out.task_definition();
-            let active = td.and_then(|t| t.status()) == Some(&TaskDefinitionStatus::Active);
-            match td.and_then(|t| Some((t.task_definition_arn()?, t.revision()))) {
-                Some((arn, revision)) if matches && active => Some(TaskDefinitionRecord {
-                    family: family.clone(),
-                    arn: Arn::from(arn),
-                    revision,
-                }),
-                _ => None,
-            }
-        }
-        // ECS answers ClientException for a family that has no revision.
-        Err(e) if error_code(&e) == Some("ClientException") => None,
-        Err(e) => {
-            return Err(anyhow!(
-                "looking up task definition {family}: {}",
-                describe_error(&e)
-            ))
-        }
-    };
+    let current = latest_with_digest(ctx, &family, &digest).await?;
     let (record, action) = match current {
         Some(record) => (record, Action::Kept),
         None => (register(ctx, &spec, &digest).await?, Action::Created),
@@ -94,6 +61,49 @@ async fn ensure_one(ctx: &Ctx, app: &str) -> Result<TaskDefinitionRecord> {
         action,
     );
     Ok(record)
+}
+
+/// The family's latest ACTIVE revision, if it carries this digest.
+async fn latest_with_digest(
+    ctx: &Ctx,
+    family: &str,
+    digest: &str,
+) -> Result<Option<TaskDefinitionRecord>> {
+    let latest = ctx
+        .aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(family)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await;
+    let out = match latest {
+        Ok(out) => out,
+        // ECS answers ClientException for a family that has no revision.
+        Err(e) if error_code(&e) == Some("ClientException") => return Ok(None),
+        Err(e) => {
+            return Err(anyhow!(
+                "looking up task definition {family}: {}",
+                describe_error(&e)
+            ))
+        }
+    };
+    let matches = out
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(DIGEST_TAG) && t.value() == Some(digest));
+    let td = out.task_definition();
+    let active = td.and_then(|t| t.status()) == Some(&TaskDefinitionStatus::Active);
+    Ok(
+        match td.and_then(|t| Some((t.task_definition_arn()?, t.revision()))) {
+            Some((arn, revision)) if matches && active => Some(TaskDefinitionRecord {
+                family: family.to_owned(),
+                arn: Arn::from(arn),
+                revision,
+            }),
+            _ => None,
+        },
+    )
 }
 
 async fn register(
@@ -115,7 +125,7 @@ async fn register(
                 .build()
         })
         .collect();
-    let out = ctx
+    let request = ctx
         .aws
         .ecs
         .register_task_definition()
@@ -131,17 +141,41 @@ async fn register(
                 .key(DIGEST_TAG)
                 .value(digest)
                 .build(),
-        )
-        .send()
-        .await
-        .aws(format!("registering task definition {}", spec.family))?;
-    let td = out
-        .task_definition()
-        .ok_or_else(|| anyhow!("RegisterTaskDefinition returned no task definition"))?;
+        );
+    // Each RegisterTaskDefinition makes a new revision: after a lost response, look for the
+    // one with this digest before registering again.
+    let registered = create_once(
+        &format!("registering task definition {}", spec.family),
+        || async {
+            request
+                .clone()
+                .customize()
+                .config_override(no_retry!(aws_sdk_ecs))
+                .send()
+                .await
+                .map(|out| {
+                    out.task_definition().map(|td| {
+                        (
+                            td.task_definition_arn().unwrap_or_default().to_owned(),
+                            td.revision(),
+                        )
+                    })
+                })
+                .map_err(classify)
+        },
+        || async {
+            Ok(latest_with_digest(ctx, &spec.family, digest)
+                .await?
+                .map(|r| Some((r.arn.to_string(), r.revision))))
+        },
+    )
+    .await?;
+    let (arn, revision) =
+        registered.ok_or_else(|| anyhow!("RegisterTaskDefinition returned no task definition"))?;
     Ok(TaskDefinitionRecord {
         family: spec.family.clone(),
-        arn: Arn::from(td.task_definition_arn().unwrap_or_default()),
-        revision: td.revision(),
+        arn: Arn(arn),
+        revision,
     })
 }
 
