@@ -121,8 +121,14 @@ pub enum Command {
     Verify(VerifyArgs),
 
     /// Every resource of the stack with its live state, and the addresses of the UIs
-    #[command(after_help = "Example:\n  l5d-ecs status --output json")]
-    Status,
+    #[command(
+        after_help = "Examples:\n  l5d-ecs status --output json\n  l5d-ecs status --discover"
+    )]
+    Status(StatusArgs),
+
+    /// The stacks known from state files (and, with --discover, found by tag in the region)
+    #[command(after_help = "Example:\n  l5d-ecs list --discover")]
+    List(ListArgs),
 
     /// Print the logs of one container (linkerd, consul-agent, hello, world, ...)
     #[command(
@@ -386,10 +392,33 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// List what AWS has of the stack (by tag and derived names), not what the state file says
+    #[arg(long)]
+    pub discover: bool,
+    /// With --discover: the instance role to look for the stack's policy on
+    #[arg(long, default_value = "ecsInstanceRole", value_name = "NAME")]
+    pub instance_role: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ListArgs {
+    /// Also list the stacks found by their l5d-ecs:stack tag in the region
+    #[arg(long)]
+    pub discover: bool,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct DownArgs {
     /// Delete without asking
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Also find the stack's resources by tag and derived names (for a lost or stale state file)
+    #[arg(long)]
+    pub discover: bool,
+    /// With --discover: the instance role to look for the stack's policy on
+    #[arg(long, default_value = "ecsInstanceRole", value_name = "NAME")]
+    pub instance_role: String,
     /// How long to keep retrying deletions AWS refuses for now (e.g. 90s, 10m, 1h)
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub timeout: Timeout,

@@ -30,9 +30,21 @@ impl Ctx {
     /// Reads and locks the state file (refusing a corrupt one before any AWS call), builds the
     /// clients, and checks that the state file belongs to the current account and region.
     pub async fn new(global: &GlobalArgs, out: Arc<Output>) -> Result<Self> {
+        Self::new_checked(global, out, None).await
+    }
+
+    /// As `new`, but first makes sure the key pair exists: one read call, before any other.
+    pub async fn new_checked(
+        global: &GlobalArgs,
+        out: Arc<Output>,
+        key_pair: Option<&str>,
+    ) -> Result<Self> {
         let state = StateStore::open(&state_path(global), &global.stack)?.lock()?;
         let aws = Aws::connect(global).await?;
         out.set_region(&aws.region);
+        if let Some(key) = key_pair {
+            check_key_pair(&aws, key).await?;
+        }
         let account = aws.account_id().await?;
         state.bind(&global.stack, &aws.region, &account)?;
         Ok(Self {
@@ -41,5 +53,26 @@ impl Ctx {
             state,
             out,
         })
+    }
+}
+
+async fn check_key_pair(aws: &Aws, key: &str) -> Result<()> {
+    let result = aws.ec2.describe_key_pairs().key_names(key).send().await;
+    match result {
+        Ok(out) if !out.key_pairs().is_empty() => Ok(()),
+        Ok(_) => Err(crate::stack::usage(format!(
+            "key pair {key:?} does not exist in {}; create or import it, or leave --key-pair out",
+            aws.region
+        ))),
+        Err(e) if crate::aws::error_code(&e) == Some("InvalidKeyPair.NotFound") => {
+            Err(crate::stack::usage(format!(
+                "key pair {key:?} does not exist in {}; create or import it, or leave --key-pair out",
+                aws.region
+            )))
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "looking up key pair {key}: {}",
+            crate::aws::describe_error(&e)
+        )),
     }
 }

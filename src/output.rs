@@ -30,6 +30,7 @@ pub enum ResourceKind {
     ContainerInstances,
     LogGroup,
     Task,
+    Stack,
 }
 
 impl ResourceKind {
@@ -50,6 +51,7 @@ impl ResourceKind {
             Self::ContainerInstances => "container-instances",
             Self::LogGroup => "log-group",
             Self::Task => "task",
+            Self::Stack => "stack",
         }
     }
 }
@@ -68,6 +70,8 @@ pub enum Action {
     Deleted,
     /// Waited for and ready.
     Ready,
+    /// Seen in AWS (`--discover`); nothing done to it.
+    Found,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -382,6 +386,7 @@ fn action_label(action: Action) -> &'static str {
         Action::Used => "used",
         Action::Deleted => "deleted",
         Action::Ready => "ready",
+        Action::Found => "found",
     }
 }
 

@@ -9,13 +9,16 @@ use anyhow::Result;
 use crate::cli::OutputFormat;
 use crate::cli::{Cli, Command};
 use crate::context::{state_path, Ctx};
+use crate::output::Action;
 use crate::output::Output;
 use crate::stack::{check_sizes, UsageError};
 use crate::state::StateStore;
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{self, missing_step};
 use crate::verify::{ChecksFailed, Targets};
-use crate::{dashboard, deploy, graph, load, logs, nodes, status, teardown, verify};
+use crate::{
+    dashboard, deploy, discover, graph, list, load, logs, nodes, status, teardown, verify,
+};
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -53,7 +56,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Deploy(_) => "deploy",
         Command::Undeploy(_) => "undeploy",
         Command::Verify(_) => "verify",
-        Command::Status => "status",
+        Command::Status(_) => "status",
+        Command::List(_) => "list",
         Command::Logs(_) => "logs",
         Command::Dashboard(_) => "dashboard",
         Command::Tunnel(_) => "tunnel",
@@ -67,15 +71,28 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
     match &cli.command {
         Command::Up(args) => {
             check_sizes(args.size.min, args.size.desired, args.size.max)?;
-            let ctx = connect().await?;
+            let ctx =
+                Ctx::new_checked(global, out.clone(), args.instance.key_pair.as_deref()).await?;
             graph::up(&ctx, args).await
+        }
+        Command::Down(args) if args.discover => {
+            if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return teardown::confirm(&Default::default(), global.stack.as_str(), args);
+            }
+            let ctx = connect().await?;
+            let found = discover::discover(&ctx, &args.instance_role).await?;
+            ctx.state
+                .update(|s| discover::merge(&mut s.resources, found))?;
+            teardown::confirm(&ctx.state.resources(), global.stack.as_str(), args)?;
+            teardown::down(&ctx, args).await
         }
         Command::Down(args) => {
             let path = state_path(global);
             let recorded = StateStore::open(&path, &global.stack)?.snapshot();
             let Some(recorded) = recorded else {
                 out.progress(format!(
-                    "nothing to delete: no state file at {}",
+                    "nothing to delete: no state file at {} (add --discover to look for the \
+                     stack's resources in AWS)",
                     path.display()
                 ));
                 return Ok(());
@@ -92,7 +109,8 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             Ok(())
         }
         Command::ConsulServer(args) => {
-            let ctx = connect().await?;
+            let ctx =
+                Ctx::new_checked(global, out.clone(), args.instance.key_pair.as_deref()).await?;
             let r = ctx.state.resources();
             let sg = r
                 .security_group
@@ -120,7 +138,8 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             Ok(())
         }
         Command::LaunchConfig(args) => {
-            let ctx = connect().await?;
+            let ctx =
+                Ctx::new_checked(global, out.clone(), args.instance.key_pair.as_deref()).await?;
             let r = ctx.state.resources();
             let sg = r
                 .security_group
@@ -220,12 +239,21 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             out.checks(results);
             failed.map_or(Ok(()), Err)
         }
-        Command::Status => {
+        Command::Status(args) if args.discover => {
+            let ctx = connect().await?;
+            let found = discover::discover(&ctx, &args.instance_role).await?;
+            for (kind, name, id) in teardown::inventory(&found) {
+                out.record(kind, name, id, Action::Found);
+            }
+            Ok(())
+        }
+        Command::Status(_) => {
             let ctx = connect().await?;
             let report = status::status(&ctx).await?;
             out.status(report);
             Ok(())
         }
+        Command::List(args) => list::list(global, args, out).await,
         Command::Logs(args) => {
             logs::stream_prefix(&args.container)?;
             if args.follow && global.output == OutputFormat::Json {

@@ -29,7 +29,7 @@ fn tag(name: &str, key: &str, value: &str) -> Tag {
         .build()
 }
 
-async fn describe(
+pub async fn describe(
     ctx: &Ctx,
     name: &str,
 ) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingGroup>> {

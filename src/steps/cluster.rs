@@ -13,7 +13,7 @@ use crate::ids::Arn;
 use crate::output::{Action, ResourceKind};
 use crate::state::ClusterRecord;
 
-async fn find_active(ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
+pub async fn find_active(ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
     let found = ctx
         .aws
         .ecs

@@ -59,7 +59,7 @@ pub async fn ensure(
     ensure_template(ctx, launch).await
 }
 
-async fn find_configuration(
+pub async fn find_configuration(
     ctx: &Ctx,
     name: &str,
 ) -> Result<Option<aws_sdk_autoscaling::types::LaunchConfiguration>> {
@@ -74,7 +74,7 @@ async fn find_configuration(
     Ok(found.launch_configurations().first().cloned())
 }
 
-async fn find_template(
+pub async fn find_template(
     ctx: &Ctx,
     name: &str,
 ) -> Result<Option<aws_sdk_ec2::types::LaunchTemplate>> {
