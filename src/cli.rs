@@ -144,6 +144,19 @@ pub enum Command {
     #[command(after_help = "Example:\n  l5d-ecs tunnel --key ~/.ssh/my-key.pem")]
     Tunnel(TunnelArgs),
 
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Example:\n  l5d-ecs completions bash > /etc/bash_completion.d/l5d-ecs"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff), generated from these same definitions
+    #[command(after_help = "Example:\n  l5d-ecs man > l5d-ecs.1 && man ./l5d-ecs.1")]
+    Man,
+
     /// Send requests through a node's linkerd proxy and report throughput and latency
     #[command(after_help = "Example:\n  l5d-ecs load --duration 30s --concurrency 4 --rate 50")]
     Load(LoadArgs),

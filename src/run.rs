@@ -25,6 +25,25 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CHECK_FAILED: u8 = 3;
 
 pub async fn run(cli: Cli) -> ExitCode {
+    // Commands that print a document of their own: no report, no AWS.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "l5d-ecs", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: writing the man page: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            };
+        }
+        _ => {}
+    }
     let out = Arc::new(Output::new(cli.global.output, cli.global.quiet));
     let result = dispatch(&cli, &out).await;
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
@@ -58,6 +77,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Verify(_) => "verify",
         Command::Status(_) => "status",
         Command::List(_) => "list",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
         Command::Logs(_) => "logs",
         Command::Dashboard(_) => "dashboard",
         Command::Tunnel(_) => "tunnel",
@@ -273,6 +294,7 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             let ctx = connect().await?;
             dashboard::tunnel(&ctx, args).await
         }
+        Command::Completions { .. } | Command::Man => Ok(()),
         Command::Load(args) => {
             let node = match &args.node.node {
                 Some(node) => node.clone(),
