@@ -39,20 +39,36 @@ impl Ctx {
         out: Arc<Output>,
         key_pair: Option<&str>,
     ) -> Result<Self> {
+        let ctx = Self::new_unbound(global, out, key_pair).await?;
+        ctx.bind_account().await?;
+        Ok(ctx)
+    }
+
+    /// The state file is read and locked and the clients built, but the account is not
+    /// checked yet: `up` does that beside its first look-ups, and writes nothing before.
+    pub async fn new_unbound(
+        global: &GlobalArgs,
+        out: Arc<Output>,
+        key_pair: Option<&str>,
+    ) -> Result<Self> {
         let state = StateStore::open(&state_path(global), &global.stack)?.lock()?;
         let aws = Aws::connect(global).await?;
         out.set_region(&aws.region);
         if let Some(key) = key_pair {
             check_key_pair(&aws, key).await?;
         }
-        let account = aws.account_id().await?;
-        state.bind(&global.stack, &aws.region, &account)?;
         Ok(Self {
             stack: global.stack.clone(),
             aws,
             state,
             out,
         })
+    }
+
+    /// Checks that the state file belongs to the current account and region (or starts one).
+    pub async fn bind_account(&self) -> Result<()> {
+        let account = self.aws.account_id().await?;
+        self.state.bind(&self.stack, &self.aws.region, &account)
     }
 }
 

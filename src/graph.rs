@@ -1,15 +1,18 @@
 //! `up`: every step as a node that starts as soon as its inputs are ready.
 //!
 //! ```text
-//! network ──► security-group ──┬──► consul-server
-//! ami ─────────────────────────┤
-//! role-policy ─────────────────┴──► launch-config ──► asg ──► (wait for nodes)
+//! account check ─┬─ (every node writes state only after it)
+//! network ───────┴──► security group ──┬──► rules
+//! ami ─────────────────────────────────┼──► consul-server
+//! role-policy ─────────────────────────┴──► launch-config ──► asg ──► (wait for nodes)
 //! cluster ──────────┬──► daemons
 //! register-tasks ───┤
 //! log-group ────────┘
 //! ```
-//! A failed step stops only the steps that need it; the others run to the end, so the state
-//! file records everything that was made.
+//! Every node's own look-up runs at the start, beside all the others, so a cold `up` is one
+//! round of reads and then the chain security group -> launch configuration -> ASG. A failed
+//! step stops only the steps that need it; the others run to the end, so the state file
+//! records everything that was made.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -42,6 +45,7 @@ impl Failures {
     ) -> Result<Arc<T>, Failed> {
         match work.await {
             Ok(v) => Ok(Arc::new(v)),
+            Err(e) if e.downcast_ref::<DependencyFailed>().is_some() => Err(Failed),
             Err(e) => {
                 self.0
                     .lock()
@@ -101,91 +105,153 @@ pub async fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
     failures.into_result()
 }
 
+/// A step's input that failed; the step is skipped without another error.
+#[derive(Debug, thiserror::Error)]
+#[error("a step this one needs failed")]
+struct DependencyFailed;
+
+fn input<T>(r: Result<Arc<T>, Failed>) -> Result<Arc<T>> {
+    r.map_err(|Failed| DependencyFailed.into())
+}
+
+/// Every node first looks up what exists (all of them at once, beside the account check),
+/// then waits for its inputs, then creates what is missing. A cold `up` is therefore one
+/// round of look-ups, then the chain security group -> launch configuration -> ASG.
 async fn run_up(ctx: &Ctx, args: &UpArgs, f: &Failures) {
-    let network = f
-        .step("network", network::resolve(ctx, &args.network))
+    let role_name = args.role.instance_role.as_str();
+    // Nothing is written to the state file before the account and region are checked.
+    let bound = f.step("account", ctx.bind_account()).shared();
+
+    let network = {
+        let bound = bound.clone();
+        f.step("network", async move {
+            let (network, bound) = futures::join!(network::lookup(ctx, &args.network), bound);
+            input(bound)?;
+            let network = network?;
+            network::record(ctx, &network)?;
+            Ok(network)
+        })
+    }
+    .shared();
+    let cidrs = f
+        .step("allowed-cidrs", allowed_cidrs(ctx, &args.access))
         .shared();
     let ami = f
         .step("ami", ami::resolve(ctx, args.instance.ami.as_deref()))
         .shared();
-    let role = f
-        .step(
-            "role-policy",
-            role_policy::ensure(ctx, &args.role.instance_role),
-        )
-        .shared();
-    let cluster = f.step("cluster", cluster::ensure(ctx)).shared();
-    let task_definitions = f
-        .step("register-tasks", task_definitions::ensure_all(ctx))
-        .shared();
-    let log_group = f.step("log-group", log_group::ensure(ctx));
-
-    let sg = {
-        let network = network.clone();
-        async move {
-            let network = network.await?;
-            f.step("security-group", async {
-                let cidrs = allowed_cidrs(ctx, &args.access).await?;
-                security_group::ensure(ctx, &network, &cidrs).await
-            })
-            .await
-        }
+    let role = {
+        let bound = bound.clone();
+        f.step("role-policy", async move {
+            let (found, bound) = futures::join!(role_policy::find(ctx, role_name), bound);
+            input(bound)?;
+            role_policy::ensure_found(ctx, found?, role_name).await
+        })
+    }
+    .shared();
+    let cluster = {
+        let bound = bound.clone();
+        f.step("cluster", async move {
+            let name = ctx.stack.cluster();
+            let (found, bound) = futures::join!(cluster::find_active(ctx, &name), bound);
+            input(bound)?;
+            cluster::ensure_found(ctx, found?).await
+        })
+    }
+    .shared();
+    let task_definitions = {
+        let bound = bound.clone();
+        f.step("register-tasks", async move {
+            let (found, bound) = futures::join!(task_definitions::find_all(ctx), bound);
+            input(bound)?;
+            task_definitions::ensure_all_found(ctx, found?).await
+        })
+    }
+    .shared();
+    let log_group = {
+        let bound = bound.clone();
+        f.step("log-group", async move {
+            let (found, bound) = futures::join!(log_group::find(ctx), bound);
+            input(bound)?;
+            log_group::ensure_found(ctx, found?).await
+        })
     }
     .shared();
 
+    // The group alone: the launch configuration needs only its id; the rules go beside.
+    let group = {
+        let (network, cidrs) = (network.clone(), cidrs.clone());
+        f.step("security-group", async move {
+            let (found, network, cidrs) = futures::join!(security_group::find(ctx), network, cidrs);
+            let (network, cidrs) = (input(network)?, input(cidrs)?);
+            security_group::ensure_group(ctx, &found?, &network, &cidrs).await
+        })
+    }
+    .shared();
+    let rules = {
+        let group = group.clone();
+        f.step("security-group-rules", async move {
+            let group = input(group.await)?;
+            security_group::ensure_rules(ctx, &group.0, &group.1).await
+        })
+    };
+
     let consul = {
-        let (network, sg, ami) = (network.clone(), sg.clone(), ami.clone());
-        async move {
-            let (network, sg, ami) = futures::join!(network, sg, ami);
-            let (network, sg, ami) = (network?, sg?, ami?);
-            f.step(
-                "consul-server",
-                consul_server::ensure(ctx, &network, &sg, &ami, &args.instance),
-            )
-            .await
-        }
+        let (network, group, ami) = (network.clone(), group.clone(), ami.clone());
+        f.step("consul-server", async move {
+            let (found, network, group, ami) =
+                futures::join!(consul_server::find(ctx), network, group, ami);
+            let (network, group, ami) = (input(network)?, input(group)?, input(ami)?);
+            consul_server::ensure_found(ctx, found?, &network, &group.0, &ami, &args.instance).await
+        })
     };
 
     let launch = {
-        let (sg, ami, role) = (sg.clone(), ami.clone(), role.clone());
-        async move {
-            let (sg, ami, role) = futures::join!(sg, ami, role);
-            let (sg, ami, role) = (sg?, ami?, role?);
+        let (group, ami, role) = (group.clone(), ami.clone(), role.clone());
+        f.step("launch-config", async move {
+            let (found, group, ami, role) = futures::join!(
+                launch_config::find(ctx, args.launch_template),
+                group,
+                ami,
+                role
+            );
+            let (group, ami, role) = (input(group)?, input(ami)?, input(role)?);
             let launch = NodeLaunch {
-                sg: &sg,
+                sg: &group.0,
                 role: &role,
                 ami: &ami,
                 instance: &args.instance,
             };
-            f.step(
-                "launch-config",
-                launch_config::ensure(ctx, &launch, args.launch_template),
-            )
-            .await
-        }
+            launch_config::ensure_found(ctx, found?, &launch, args.launch_template).await
+        })
     };
 
-    let group = {
+    let nodes = {
         let network = network.clone();
-        async move {
-            let (launch, network) = futures::join!(launch, network);
-            let (launch, network) = (launch?, network?);
-            f.step("asg", asg::ensure(ctx, &launch, &network, &args.size))
-                .await
-        }
+        f.step("asg", async move {
+            let name = ctx.stack.asg();
+            let (found, launch, network) =
+                futures::join!(asg::describe(ctx, &name), launch, network);
+            let (launch, network) = (input(launch)?, input(network)?);
+            asg::ensure_found(ctx, found?, &launch, &network, &args.size).await
+        })
     };
 
-    let daemons = async move {
+    let daemons = f.step("daemons", async move {
+        let name = ctx.stack.cluster();
         // The containers log to the group, so it must exist before they start.
-        let (cluster, task_definitions, log_group) =
-            futures::join!(cluster, task_definitions, log_group);
-        let (cluster, task_definitions, _) = (cluster?, task_definitions?, log_group?);
-        f.step("daemons", daemons::ensure(ctx, &cluster, &task_definitions))
-            .await
-    };
+        let (found, cluster, task_definitions, log_group) = futures::join!(
+            daemons::find(ctx, &name),
+            cluster,
+            task_definitions,
+            log_group
+        );
+        let (cluster, task_definitions) = (input(cluster)?, input(task_definitions)?);
+        input(log_group)?;
+        daemons::ensure_found(ctx, &found?, &cluster, &task_definitions).await
+    });
 
-    let (_, group, daemons) = futures::join!(consul, group, daemons);
-    if group.is_ok() && daemons.is_ok() && !args.no_wait {
+    let (_, _, nodes, daemons) = futures::join!(rules, consul, nodes, daemons);
+    if nodes.is_ok() && daemons.is_ok() && !args.no_wait {
         let _ = f
             .step(
                 "wait",

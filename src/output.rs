@@ -17,6 +17,7 @@ pub const JSON_SCHEMA_VERSION: u32 = 1;
 pub enum ResourceKind {
     Network,
     SecurityGroup,
+    SecurityGroupRules,
     ConsulServer,
     Cluster,
     InstanceRole,
@@ -38,6 +39,7 @@ impl ResourceKind {
         match self {
             Self::Network => "network",
             Self::SecurityGroup => "security-group",
+            Self::SecurityGroupRules => "security-group-rules",
             Self::ConsulServer => "consul-server",
             Self::Cluster => "cluster",
             Self::InstanceRole => "instance-role",

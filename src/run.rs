@@ -93,7 +93,7 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
         Command::Up(args) => {
             check_sizes(args.size.min, args.size.desired, args.size.max)?;
             let ctx =
-                Ctx::new_checked(global, out.clone(), args.instance.key_pair.as_deref()).await?;
+                Ctx::new_unbound(global, out.clone(), args.instance.key_pair.as_deref()).await?;
             graph::up(&ctx, args).await
         }
         Command::Down(args) if args.discover => {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, LaunchTemplateSpecification, Tag};
 use aws_sdk_ecs::types::ContainerInstanceStatus;
 
 use crate::aws::{
@@ -50,6 +50,18 @@ pub async fn ensure(
     network: &Network,
     size: &SizeArgs,
 ) -> Result<AsgRecord> {
+    let found = describe(ctx, &ctx.stack.asg()).await?;
+    ensure_found(ctx, found, launch, network, size).await
+}
+
+/// As `ensure`, with the look-up already done.
+pub async fn ensure_found(
+    ctx: &Ctx,
+    found: Option<AutoScalingGroup>,
+    launch: &LaunchConfigRecord,
+    network: &Network,
+    size: &SizeArgs,
+) -> Result<AsgRecord> {
     let name = ctx.stack.asg();
     let record = AsgRecord {
         name: name.clone(),
@@ -57,7 +69,7 @@ pub async fn ensure(
         max: size.max,
         desired: size.desired,
     };
-    if let Some(group) = describe(ctx, &name).await? {
+    if let Some(group) = found {
         let ours = group
             .tags()
             .iter()

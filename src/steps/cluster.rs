@@ -31,8 +31,14 @@ pub async fn find_active(ctx: &Ctx, name: &str) -> Result<Option<Cluster>> {
 }
 
 pub async fn ensure(ctx: &Ctx) -> Result<ClusterRecord> {
+    let found = find_active(ctx, &ctx.stack.cluster()).await?;
+    ensure_found(ctx, found).await
+}
+
+/// As `ensure`, with the look-up already done.
+pub async fn ensure_found(ctx: &Ctx, found: Option<Cluster>) -> Result<ClusterRecord> {
     let name = ctx.stack.cluster();
-    let (arn, action) = match find_active(ctx, &name).await? {
+    let (arn, action) = match found {
         Some(cluster) => {
             let arn = cluster.cluster_arn().unwrap_or_default();
             if !super::ecs_has_stack_tag(cluster.tags(), &ctx.stack) {

@@ -63,8 +63,21 @@ pub async fn ensure(
     ami: &str,
     args: &InstanceArgs,
 ) -> Result<InstanceRecord> {
+    let found = find(ctx).await?;
+    ensure_found(ctx, found, network, sg, ami, args).await
+}
+
+/// As `ensure`, with the look-up already done.
+pub async fn ensure_found(
+    ctx: &Ctx,
+    found: Option<InstanceId>,
+    network: &Network,
+    sg: &SecurityGroupRecord,
+    ami: &str,
+    args: &InstanceArgs,
+) -> Result<InstanceRecord> {
     let name = ctx.stack.consul_server_tag();
-    if let Some(id) = find(ctx).await? {
+    if let Some(id) = found {
         let record = InstanceRecord { instance_id: id };
         ctx.state
             .update(|s| s.resources.consul_server = Some(record.clone()))?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
-use aws_sdk_ecs::types::{LaunchType, SchedulingStrategy};
+use aws_sdk_ecs::types::{LaunchType, SchedulingStrategy, Service};
 
 use crate::aws::{classify, create_once, describe_error, error_code, no_retry, AwsResultExt};
 use crate::context::Ctx;
@@ -14,31 +14,50 @@ use crate::output::{Action, ResourceKind};
 use crate::state::{ClusterRecord, ServiceRecord, TaskDefinitionRecord};
 use crate::templates::DAEMON_APPS;
 
+/// The stack's daemon services in the cluster (none if the cluster does not exist yet).
+pub async fn find(ctx: &Ctx, cluster: &str) -> Result<Vec<Service>> {
+    let names: Vec<String> = DAEMON_APPS.iter().map(|a| ctx.stack.family(a)).collect();
+    let result = ctx
+        .aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names))
+        .send()
+        .await;
+    match result {
+        Ok(out) => Ok(out.services().to_vec()),
+        Err(e) if error_code(&e) == Some("ClusterNotFoundException") => Ok(Vec::new()),
+        Err(e) => Err(anyhow!(
+            "looking up the daemon services in {cluster}: {}",
+            describe_error(&e)
+        )),
+    }
+}
+
 pub async fn ensure(
     ctx: &Ctx,
     cluster: &ClusterRecord,
     task_definitions: &BTreeMap<String, TaskDefinitionRecord>,
 ) -> Result<BTreeMap<String, ServiceRecord>> {
+    let found = find(ctx, &cluster.name).await?;
+    ensure_found(ctx, &found, cluster, task_definitions).await
+}
+
+/// As `ensure`, with the look-up already done.
+pub async fn ensure_found(
+    ctx: &Ctx,
+    found: &[Service],
+    cluster: &ClusterRecord,
+    task_definitions: &BTreeMap<String, TaskDefinitionRecord>,
+) -> Result<BTreeMap<String, ServiceRecord>> {
     let names: Vec<String> = DAEMON_APPS.iter().map(|a| ctx.stack.family(a)).collect();
-    let found = ctx
-        .aws
-        .ecs
-        .describe_services()
-        .cluster(&cluster.name)
-        .set_services(Some(names.clone()))
-        .send()
-        .await
-        .aws(format!(
-            "looking up the daemon services in {}",
-            cluster.name
-        ))?;
     let mut records = BTreeMap::new();
     for name in &names {
         let task_definition = task_definitions.get(name).ok_or_else(|| {
             super::missing_step(&format!("task definition {name}"), "register-tasks")
         })?;
         let existing = found
-            .services()
             .iter()
             .find(|s| s.service_name() == Some(name.as_str()) && s.status() == Some("ACTIVE"));
         let (arn, action) = match existing {

@@ -16,6 +16,9 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType,
 };
 
+use aws_sdk_autoscaling::types::LaunchConfiguration;
+use aws_sdk_ec2::types::LaunchTemplate;
+
 use crate::aws::{
     classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
     Poll,
@@ -38,16 +41,53 @@ pub struct NodeLaunch<'a> {
     pub instance: &'a InstanceArgs,
 }
 
+/// What exists of the two ways to launch nodes.
+#[derive(Default)]
+pub struct LaunchFound {
+    pub configuration: Option<LaunchConfiguration>,
+    pub template: Option<LaunchTemplate>,
+}
+
+/// Whether the stack launches its nodes from a template (asked for, or already so).
+pub fn uses_template(ctx: &Ctx, force_template: bool) -> bool {
+    force_template
+        || ctx.state.resources().launch_config.map(|r| r.kind)
+            == Some(LaunchConfigKind::LaunchTemplate)
+}
+
+/// Looks up only the kind that will be used.
+pub async fn find(ctx: &Ctx, force_template: bool) -> Result<LaunchFound> {
+    Ok(if uses_template(ctx, force_template) {
+        LaunchFound {
+            template: find_template(ctx, &ctx.stack.launch_template()).await?,
+            ..LaunchFound::default()
+        }
+    } else {
+        LaunchFound {
+            configuration: find_configuration(ctx, &ctx.stack.launch_configuration()).await?,
+            ..LaunchFound::default()
+        }
+    })
+}
+
 pub async fn ensure(
     ctx: &Ctx,
     launch: &NodeLaunch<'_>,
     force_template: bool,
 ) -> Result<LaunchConfigRecord> {
-    let recorded = ctx.state.resources().launch_config;
-    let use_template = force_template
-        || recorded.as_ref().map(|r| r.kind) == Some(LaunchConfigKind::LaunchTemplate);
-    if !use_template {
-        match ensure_configuration(ctx, launch).await? {
+    let found = find(ctx, force_template).await?;
+    ensure_found(ctx, found, launch, force_template).await
+}
+
+/// As `ensure`, with the look-up already done.
+pub async fn ensure_found(
+    ctx: &Ctx,
+    found: LaunchFound,
+    launch: &NodeLaunch<'_>,
+    force_template: bool,
+) -> Result<LaunchConfigRecord> {
+    if !uses_template(ctx, force_template) {
+        match ensure_configuration(ctx, found.configuration, launch).await? {
             Some(record) => return Ok(record),
             None => ctx.out.warn(format!(
                 "this account cannot create launch configurations (UnsupportedOperation); \
@@ -55,14 +95,13 @@ pub async fn ensure(
                 ctx.stack.launch_template()
             )),
         }
+        let template = find_template(ctx, &ctx.stack.launch_template()).await?;
+        return ensure_template(ctx, template, launch).await;
     }
-    ensure_template(ctx, launch).await
+    ensure_template(ctx, found.template, launch).await
 }
 
-pub async fn find_configuration(
-    ctx: &Ctx,
-    name: &str,
-) -> Result<Option<aws_sdk_autoscaling::types::LaunchConfiguration>> {
+pub async fn find_configuration(ctx: &Ctx, name: &str) -> Result<Option<LaunchConfiguration>> {
     let found = ctx
         .aws
         .autoscaling
@@ -74,10 +113,7 @@ pub async fn find_configuration(
     Ok(found.launch_configurations().first().cloned())
 }
 
-pub async fn find_template(
-    ctx: &Ctx,
-    name: &str,
-) -> Result<Option<aws_sdk_ec2::types::LaunchTemplate>> {
+pub async fn find_template(ctx: &Ctx, name: &str) -> Result<Option<LaunchTemplate>> {
     let found = ctx
         .aws
         .ec2
@@ -92,10 +128,10 @@ pub async fn find_template(
 /// `None` when the account refuses launch configurations.
 async fn ensure_configuration(
     ctx: &Ctx,
+    found: Option<LaunchConfiguration>,
     launch: &NodeLaunch<'_>,
 ) -> Result<Option<LaunchConfigRecord>> {
     let name = ctx.stack.launch_configuration();
-    let found = find_configuration(ctx, &name).await?;
     let record = LaunchConfigRecord {
         kind: LaunchConfigKind::LaunchConfiguration,
         name: name.clone(),
@@ -181,9 +217,12 @@ async fn ensure_configuration(
     Ok(Some(record))
 }
 
-async fn ensure_template(ctx: &Ctx, launch: &NodeLaunch<'_>) -> Result<LaunchConfigRecord> {
+async fn ensure_template(
+    ctx: &Ctx,
+    found: Option<LaunchTemplate>,
+    launch: &NodeLaunch<'_>,
+) -> Result<LaunchConfigRecord> {
     let name = ctx.stack.launch_template();
-    let found = find_template(ctx, &name).await?;
     if let Some(lt) = found {
         let id = lt.launch_template_id().unwrap_or_default();
         if !super::ec2_has_stack_tag(lt.tags(), &ctx.stack) {

@@ -13,6 +13,12 @@ use crate::state::LogGroupRecord;
 const RETENTION_DAYS: i32 = 7;
 
 pub async fn ensure(ctx: &Ctx) -> Result<LogGroupRecord> {
+    let exists = find(ctx).await?;
+    ensure_found(ctx, exists).await
+}
+
+/// Whether the group exists.
+pub async fn find(ctx: &Ctx) -> Result<bool> {
     let name = ctx.stack.log_group();
     let found = ctx
         .aws
@@ -22,10 +28,15 @@ pub async fn ensure(ctx: &Ctx) -> Result<LogGroupRecord> {
         .send()
         .await
         .aws(format!("looking up log group {name}"))?;
-    let exists = found
+    Ok(found
         .log_groups()
         .iter()
-        .any(|g| g.log_group_name() == Some(name.as_str()));
+        .any(|g| g.log_group_name() == Some(name.as_str())))
+}
+
+/// As `ensure`, with the look-up already done.
+pub async fn ensure_found(ctx: &Ctx, exists: bool) -> Result<LogGroupRecord> {
+    let name = ctx.stack.log_group();
     let action = if exists {
         Action::Kept
     } else {

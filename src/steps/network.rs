@@ -11,6 +11,13 @@ use crate::output::{Action, ResourceKind};
 use crate::state::Network;
 
 pub async fn resolve(ctx: &Ctx, args: &NetworkArgs) -> Result<Network> {
+    let network = lookup(ctx, args).await?;
+    record(ctx, &network)?;
+    Ok(network)
+}
+
+/// The network to use, read from AWS unless the state file already names it.
+pub async fn lookup(ctx: &Ctx, args: &NetworkArgs) -> Result<Network> {
     let recorded = ctx.state.resources().network;
     let network = if !args.subnet_ids.is_empty() {
         given_subnets(ctx, &args.subnet_ids).await?
@@ -35,7 +42,11 @@ pub async fn resolve(ctx: &Ctx, args: &NetworkArgs) -> Result<Network> {
             );
         }
     }
-    if recorded.as_ref() != Some(&network) {
+    Ok(network)
+}
+
+pub fn record(ctx: &Ctx, network: &Network) -> Result<()> {
+    if ctx.state.resources().network.as_ref() != Some(network) {
         ctx.state
             .update(|s| s.resources.network = Some(network.clone()))?;
         let subnets: Vec<_> = network.subnet_ids.iter().map(|s| s.as_str()).collect();
@@ -46,7 +57,7 @@ pub async fn resolve(ctx: &Ctx, args: &NetworkArgs) -> Result<Network> {
             Action::Used,
         );
     }
-    Ok(network)
+    Ok(())
 }
 
 async fn given_subnets(ctx: &Ctx, ids: &[String]) -> Result<Network> {
@@ -83,38 +94,31 @@ async fn given_subnets(ctx: &Ctx, ids: &[String]) -> Result<Network> {
     })
 }
 
+/// Default subnets exist only in the default VPC, so one call finds both.
 async fn default_subnet(ctx: &Ctx, az: Option<&str>) -> Result<Network> {
-    let vpcs = ctx
-        .aws
-        .ec2
-        .describe_vpcs()
-        .filters(ec2_filter("is-default", &["true"]))
-        .send()
-        .await
-        .aws("looking up the default VPC")?;
-    let vpc = vpcs
-        .vpcs()
-        .first()
-        .and_then(|v| v.vpc_id())
-        .ok_or_else(|| {
-            anyhow!(
-                "region {} has no default VPC; pass --subnet-id ID (repeatable) to use subnets \
-                 of another VPC",
-                ctx.aws.region
-            )
-        })?;
     let subnets = ctx
         .aws
         .ec2
         .describe_subnets()
-        .filters(ec2_filter("vpc-id", &[vpc]))
         .filters(ec2_filter("default-for-az", &["true"]))
         .send()
         .await
-        .aws(format!("looking up the default subnets of {vpc}"))?;
+        .aws("looking up the default VPC's default subnets")?;
+    let vpc = subnets
+        .subnets()
+        .iter()
+        .find_map(|s| s.vpc_id())
+        .ok_or_else(|| {
+            anyhow!(
+                "region {} has no default VPC (no default subnet); pass --subnet-id ID \
+                 (repeatable) to use subnets of another VPC",
+                ctx.aws.region
+            )
+        })?;
     let mut candidates: Vec<(&str, &str)> = subnets
         .subnets()
         .iter()
+        .filter(|s| s.vpc_id() == Some(vpc))
         .filter_map(|s| Some((s.availability_zone()?, s.subnet_id()?)))
         .collect();
     candidates.sort_unstable();

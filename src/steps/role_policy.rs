@@ -74,25 +74,77 @@ async fn get_instance_profile(
     }
 }
 
-async fn has_managed_policy(ctx: &Ctx, role_name: &str) -> Result<bool> {
-    let wanted = managed_policy_arn(ctx);
-    let attached = ctx
-        .aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(role_name)
-        .send()
-        .await
-        .aws(format!(
-            "listing the managed policies of IAM role {role_name}"
-        ))?;
-    Ok(attached
-        .attached_policies()
-        .iter()
-        .any(|p| p.policy_arn() == Some(wanted.as_str())))
+/// What exists of the role, its managed policies, its instance profile and the stack's policy,
+/// read with four calls at once.
+pub struct RoleFound {
+    role: Option<aws_sdk_iam::types::Role>,
+    managed_policy_arns: Vec<String>,
+    profile: Option<aws_sdk_iam::types::InstanceProfile>,
+    policy_document: Option<String>,
+}
+
+pub async fn find(ctx: &Ctx, role_name: &str) -> Result<RoleFound> {
+    let policy_name = ctx.stack.role_policy();
+    let attached = async {
+        match ctx
+            .aws
+            .iam
+            .list_attached_role_policies()
+            .role_name(role_name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned))
+                .collect()),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(Vec::new()),
+            Err(e) => Err(anyhow!(
+                "listing the managed policies of IAM role {role_name}: {}",
+                describe_error(&e)
+            )),
+        }
+    };
+    let policy = async {
+        match ctx
+            .aws
+            .iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(&policy_name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.policy_document().to_owned())),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+            Err(e) => Err(anyhow!(
+                "reading policy {policy_name} of IAM role {role_name}: {}",
+                describe_error(&e)
+            )),
+        }
+    };
+    let (role, managed_policy_arns, profile, policy_document) = futures::join!(
+        get_role(ctx, role_name),
+        attached,
+        get_instance_profile(ctx, role_name),
+        policy
+    );
+    Ok(RoleFound {
+        role: role?,
+        managed_policy_arns: managed_policy_arns?,
+        profile: profile?,
+        policy_document: policy_document?,
+    })
 }
 
 pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
+    let found = find(ctx, role_name).await?;
+    ensure_found(ctx, found, role_name).await
+}
+
+/// As `ensure`, with the look-ups already done.
+pub async fn ensure_found(ctx: &Ctx, found: RoleFound, role_name: &str) -> Result<RoleRecord> {
     let iam = &ctx.aws.iam;
     let policy_name = ctx.stack.role_policy();
     let mut record = RoleRecord {
@@ -105,8 +157,8 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
 
     // The role.
     let tags = iam_tags(ctx)?;
-    let role = get_role(ctx, role_name).await?;
-    match role {
+    let role_existed = found.role.is_some();
+    match found.role {
         Some(role) => {
             record.created_role = created_by_l5d_ecs(role.tags());
             ctx.out.record(
@@ -146,11 +198,13 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
                 .record(ResourceKind::InstanceRole, role_name, arn, Action::Created);
         }
     }
-    if record.created_role && !has_managed_policy(ctx, role_name).await? {
+    let managed = managed_policy_arn(ctx);
+    let has_managed = role_existed && found.managed_policy_arns.contains(&managed);
+    if record.created_role && !has_managed {
         // Also when the role was found: a run that crashed between the two calls left it bare.
         iam.attach_role_policy()
             .role_name(role_name)
-            .policy_arn(managed_policy_arn(ctx))
+            .policy_arn(&managed)
             .send()
             .await
             .aws(format!(
@@ -160,8 +214,7 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
 
     // Its instance profile, of the same name (as the ECS console makes them).
     let profile_name = &record.instance_profile_name;
-    let profile = get_instance_profile(ctx, profile_name).await?;
-    let (profile_roles, profile_arn) = match profile {
+    let (profile_roles, profile_arn) = match found.profile {
         Some(p) => {
             record.created_instance_profile = created_by_l5d_ecs(p.tags());
             let roles: Vec<String> = p.roles().iter().map(|r| r.role_name().to_owned()).collect();
@@ -236,20 +289,7 @@ pub async fn ensure(ctx: &Ctx, role_name: &str) -> Result<RoleRecord> {
     }
 
     // The stack's own inline policy.
-    let current = match iam
-        .get_role_policy()
-        .role_name(role_name)
-        .policy_name(&policy_name)
-        .send()
-        .await
-    {
-        Ok(out) => Some(out.policy_document().to_owned()),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => bail!(
-            "reading policy {policy_name} of IAM role {role_name}: {}",
-            describe_error(&e)
-        ),
-    };
+    let current = found.policy_document;
     let action = match current {
         Some(doc) if same_policy(&doc, templates::NODE_POLICY) => Action::Kept,
         current => {

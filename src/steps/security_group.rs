@@ -132,35 +132,59 @@ fn permission(rule: &Rule) -> IpPermission {
     }
 }
 
-async fn find(ctx: &Ctx, name: &str, vpc: &VpcId) -> Result<Option<SecurityGroup>> {
+/// Groups named `<stack>-sg`, in any VPC (the network may not be known yet).
+pub async fn find(ctx: &Ctx) -> Result<Vec<SecurityGroup>> {
+    let name = ctx.stack.security_group();
     let found = ctx
         .aws
         .ec2
         .describe_security_groups()
-        .filters(ec2_filter("group-name", &[name]))
-        .filters(ec2_filter("vpc-id", &[vpc.as_str()]))
+        .filters(ec2_filter("group-name", &[&name]))
         .send()
         .await
         .aws(format!("looking up security group {name}"))?;
-    Ok(found.security_groups().first().cloned())
+    Ok(found.security_groups().to_vec())
 }
 
+/// The stack's group in the VPC, or an error if a group of that name there is not ours.
+fn ours_in(ctx: &Ctx, found: &[SecurityGroup], vpc: &VpcId) -> Result<Option<SecurityGroup>> {
+    let Some(group) = found.iter().find(|g| g.vpc_id() == Some(vpc.as_str())) else {
+        return Ok(None);
+    };
+    if !super::ec2_has_stack_tag(group.tags(), &ctx.stack) {
+        return Err(super::not_ours(
+            "security group",
+            &ctx.stack.security_group(),
+            group.group_id().unwrap_or_default(),
+            &ctx.stack,
+        ));
+    }
+    Ok(Some(group.clone()))
+}
+
+/// The group with its inbound rules, as `up` wants it.
 pub async fn ensure(ctx: &Ctx, network: &Network, cidrs: &[Cidr]) -> Result<SecurityGroupRecord> {
+    let found = find(ctx).await?;
+    let (record, existing) = ensure_group(ctx, &found, network, cidrs).await?;
+    ensure_rules(ctx, &record, &existing).await?;
+    Ok(record)
+}
+
+/// The group itself, created if missing (without its rules, so that what needs only its id
+/// can start). Returns the rules it has now.
+pub async fn ensure_group(
+    ctx: &Ctx,
+    found: &[SecurityGroup],
+    network: &Network,
+    cidrs: &[Cidr],
+) -> Result<(SecurityGroupRecord, Vec<IpPermission>)> {
     let name = ctx.stack.security_group();
-    let found = find(ctx, &name, &network.vpc_id).await?;
-    let (id, existing, mut action) = match found {
-        Some(group) => {
-            let id = SecurityGroupId::from(group.group_id().unwrap_or_default());
-            if !super::ec2_has_stack_tag(group.tags(), &ctx.stack) {
-                return Err(super::not_ours(
-                    "security group",
-                    &name,
-                    id.as_str(),
-                    &ctx.stack,
-                ));
-            }
-            (id, existing_rules(group.ip_permissions()), Action::Kept)
-        }
+    let (id, existing, action) = match ours_in(ctx, found, &network.vpc_id)? {
+        Some(group) => (
+            SecurityGroupId::from(group.group_id().unwrap_or_default()),
+            group.ip_permissions().to_vec(),
+            Action::Kept,
+        ),
         None => {
             let id = create_once(
                 &format!("creating security group {name}"),
@@ -184,8 +208,8 @@ pub async fn ensure(ctx: &Ctx, network: &Network, cidrs: &[Cidr]) -> Result<Secu
                         .map_err(classify)
                 },
                 || async {
-                    Ok(find(ctx, &name, &network.vpc_id)
-                        .await?
+                    let found = find(ctx).await?;
+                    Ok(ours_in(ctx, &found, &network.vpc_id)?
                         .and_then(|g| g.group_id().map(str::to_owned)))
                 },
             )
@@ -204,39 +228,59 @@ pub async fn ensure(ctx: &Ctx, network: &Network, cidrs: &[Cidr]) -> Result<Secu
     };
     ctx.state
         .update(|s| s.resources.security_group = Some(record.clone()))?;
+    ctx.out
+        .record(ResourceKind::SecurityGroup, &name, id.as_str(), action);
+    Ok((record, existing))
+}
 
-    let missing: Vec<IpPermission> = desired_rules(&id, cidrs)
+/// Adds the inbound rules the group lacks (none on a warm run).
+pub async fn ensure_rules(
+    ctx: &Ctx,
+    record: &SecurityGroupRecord,
+    existing: &[IpPermission],
+) -> Result<()> {
+    let existing = existing_rules(existing);
+    let missing: Vec<IpPermission> = desired_rules(&record.id, &record.allowed_cidrs)
         .iter()
         .filter(|r| !existing.contains(r))
         .map(permission)
         .collect();
-    if !missing.is_empty() {
-        let result = ctx
-            .aws
-            .ec2
-            .authorize_security_group_ingress()
-            .group_id(id.as_str())
-            .set_ip_permissions(Some(missing))
-            .send()
-            .await;
-        match result {
-            Ok(_) => {}
-            // A rule added by a concurrent run or a lost response: it is there, as wanted.
-            Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
-            Err(e) => {
-                return Err(anyhow!(
-                    "adding inbound rules to security group {name} ({id}): {}",
-                    describe_error(&e)
-                ))
-            }
-        }
-        if action == Action::Kept {
-            action = Action::Updated;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let count = missing.len();
+    let result = ctx
+        .aws
+        .ec2
+        .authorize_security_group_ingress()
+        .group_id(record.id.as_str())
+        .set_ip_permissions(Some(missing))
+        .send()
+        .await;
+    match result {
+        Ok(_) => {}
+        // A rule added by a concurrent run or a lost response: it is there, as wanted.
+        Err(e) if error_code(&e) == Some("InvalidPermission.Duplicate") => {}
+        Err(e) => {
+            return Err(anyhow!(
+                "adding inbound rules to security group {} ({}): {}",
+                record.name,
+                record.id,
+                describe_error(&e)
+            ))
         }
     }
-    ctx.out
-        .record(ResourceKind::SecurityGroup, &name, id.as_str(), action);
-    Ok(record)
+    ctx.out.record(
+        ResourceKind::SecurityGroupRules,
+        &record.name,
+        format!("{count} rule(s) added"),
+        if existing.is_empty() {
+            Action::Created
+        } else {
+            Action::Updated
+        },
+    );
+    Ok(())
 }
 
 /// Deletes the group, retrying while AWS still sees it in use (the network interfaces of

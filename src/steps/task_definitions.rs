@@ -19,10 +19,42 @@ use crate::templates::{self, ContainerSpec, TaskDefinitionSpec};
 
 const DIGEST_TAG: &str = "l5d-ecs:digest";
 
+/// One family: what it should be, and its latest revision if that already matches.
+pub struct FoundDefinition {
+    spec: TaskDefinitionSpec,
+    digest: String,
+    current: Option<TaskDefinitionRecord>,
+}
+
+/// Looks up every family at once.
+pub async fn find_all(ctx: &Ctx) -> Result<Vec<FoundDefinition>> {
+    let lookups = templates::APPS.iter().map(|(app, _)| async move {
+        let spec = templates::task_definition(&ctx.stack, &ctx.aws.region, app)?;
+        let digest = spec.digest();
+        let current = latest_with_digest(ctx, &spec.family, &digest).await?;
+        Ok::<_, anyhow::Error>(FoundDefinition {
+            spec,
+            digest,
+            current,
+        })
+    });
+    futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .collect()
+}
+
 pub async fn ensure_all(ctx: &Ctx) -> Result<BTreeMap<String, TaskDefinitionRecord>> {
-    let results =
-        futures::future::join_all(templates::APPS.iter().map(|(app, _)| ensure_one(ctx, app)))
-            .await;
+    let found = find_all(ctx).await?;
+    ensure_all_found(ctx, found).await
+}
+
+/// Registers, at once, every family whose latest revision does not match.
+pub async fn ensure_all_found(
+    ctx: &Ctx,
+    found: Vec<FoundDefinition>,
+) -> Result<BTreeMap<String, TaskDefinitionRecord>> {
+    let results = futures::future::join_all(found.into_iter().map(|f| ensure_one(ctx, f))).await;
     let mut records = BTreeMap::new();
     let mut errors = Vec::new();
     for result in results {
@@ -40,14 +72,14 @@ pub async fn ensure_all(ctx: &Ctx) -> Result<BTreeMap<String, TaskDefinitionReco
     }
 }
 
-async fn ensure_one(ctx: &Ctx, app: &str) -> Result<TaskDefinitionRecord> {
-    let spec = templates::task_definition(&ctx.stack, &ctx.aws.region, app)?;
-    let family = spec.family.clone();
-    let digest = spec.digest();
-    let current = latest_with_digest(ctx, &family, &digest).await?;
-    let (record, action) = match current {
+async fn ensure_one(ctx: &Ctx, found: FoundDefinition) -> Result<TaskDefinitionRecord> {
+    let family = found.spec.family.clone();
+    let (record, action) = match found.current {
         Some(record) => (record, Action::Kept),
-        None => (register(ctx, &spec, &digest).await?, Action::Created),
+        None => (
+            register(ctx, &found.spec, &found.digest).await?,
+            Action::Created,
+        ),
     };
     ctx.state.update(|s| {
         s.resources
