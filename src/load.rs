@@ -93,20 +93,26 @@ pub async fn run(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummar
         .rate
         .map(|rate| Duration::from_secs_f64(f64::from(args.concurrency) / f64::from(rate)));
 
-    let workers = (0..args.concurrency).map(|_| {
+    let workers = (0..args.concurrency).map(|worker| {
         let client = client.clone();
         let counters = counters.clone();
         async move {
             let mut latencies = Vec::new();
             let mut last_error = None;
+            // Workers start spread over one interval, so that together they keep an even rate.
             let mut ticker = interval.map(|i| {
-                let mut t = tokio::time::interval(i);
+                let offset = i.mul_f64(f64::from(worker) / f64::from(args.concurrency));
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, i);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 t
             });
             loop {
                 if let Some(t) = ticker.as_mut() {
-                    t.tick().await;
+                    // Stop at the deadline even while waiting for the next tick.
+                    tokio::select! {
+                        _ = t.tick() => {}
+                        _ = tokio::time::sleep_until(deadline.into()) => break,
+                    }
                 }
                 if Instant::now() >= deadline {
                     break;

@@ -73,6 +73,8 @@ pub async fn logs(ctx: &Ctx, args: &LogsArgs) -> Result<()> {
             };
             events.extend(page.events().iter().cloned());
         }
+        // Not every implementation honours the prefix in the request: filter here too.
+        events.retain(|e| e.log_stream_name().is_some_and(|s| s.starts_with(&prefix)));
         events.sort_by_key(|e| e.timestamp().unwrap_or(0));
         let fresh: Vec<_> = events
             .into_iter()

@@ -74,16 +74,19 @@ pub async fn running_nodes(ctx: &Ctx) -> Result<Vec<Node>> {
     Ok(nodes)
 }
 
-/// A running node to talk to, or an error saying there is none.
+/// A running node to talk to (one with a public address if there is one), or an error saying
+/// there is none.
 pub async fn pick_node(ctx: &Ctx) -> Result<Node> {
-    running_nodes(ctx)
-        .await?
-        .into_iter()
-        .find(|n| n.host().is_some())
+    let nodes = running_nodes(ctx).await?;
+    let public = nodes
+        .iter()
+        .find(|n| n.public_dns.is_some() || n.public_ip.is_some());
+    public
+        .or_else(|| nodes.iter().find(|n| n.host().is_some()))
+        .cloned()
         .ok_or_else(|| {
             anyhow!(
-                "no running instance tagged Name={} in {}; run `l5d-ecs up` (see `l5d-ecs status`), \
-                 or pass --node HOST",
+                "no running instance tagged Name={} in {}; run `l5d-ecs up` (see `l5d-ecs status`)",
                 ctx.stack.node_tag(),
                 ctx.aws.region
             )

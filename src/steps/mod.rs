@@ -52,9 +52,14 @@ pub fn ecs_has_stack_tag(tags: &[aws_sdk_ecs::types::Tag], stack: &StackName) ->
 
 /// The error for a step run before the step it depends on.
 pub fn missing_step(what: &str, step: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the state file has no {what}: run `l5d-ecs {step}` first (or `l5d-ecs up` for everything)"
-    )
+    if step == "up" {
+        anyhow::anyhow!("the state file has no {what}: run `l5d-ecs up` first")
+    } else {
+        anyhow::anyhow!(
+            "the state file has no {what}: run `l5d-ecs {step}` first (or `l5d-ecs up` for \
+             everything)"
+        )
+    }
 }
 
 /// The error for a resource that has the stack's name but not its tag: somebody else's.
