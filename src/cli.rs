@@ -73,6 +73,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  l5d-ecs up --allow-cidr 203.0.113.7/32 --key-pair my-key")]
     Up(UpArgs),
 
+    /// Show what `up` would create, keep, repair or replace, without changing anything
+    #[command(after_help = "Example:\n  l5d-ecs plan --allow-cidr 203.0.113.7/32 --max 5")]
+    Plan(UpArgs),
+
     /// Remove everything this stack created
     #[command(after_help = "Example:\n  l5d-ecs down --yes")]
     Down(DownArgs),
@@ -335,19 +339,19 @@ pub struct RoleArgs {
     pub instance_role: String,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct SizeArgs {
-    /// Minimum number of ECS nodes
-    #[arg(long, default_value_t = 1)]
-    pub min: u32,
+    /// Minimum number of ECS nodes [default: as the last `up` asked, else 1]
+    #[arg(long)]
+    pub min: Option<u32>,
 
-    /// Maximum number of ECS nodes
-    #[arg(long, default_value_t = 3)]
-    pub max: u32,
+    /// Maximum number of ECS nodes [default: as the last `up` asked, else 3]
+    #[arg(long)]
+    pub max: Option<u32>,
 
-    /// Desired number of ECS nodes
-    #[arg(long, default_value_t = 2)]
-    pub desired: u32,
+    /// Desired number of ECS nodes [default: as the last `up` asked, else 2]
+    #[arg(long)]
+    pub desired: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -399,6 +403,9 @@ pub struct UpArgs {
     /// Do not wait for the nodes to join the cluster
     #[arg(long)]
     pub no_wait: bool,
+    /// Only show what would be done (as `plan`); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// How long to wait for `--desired` container instances to be ACTIVE (e.g. 90s, 10m, 1h)
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub wait_timeout: Timeout,

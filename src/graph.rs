@@ -23,7 +23,7 @@ use futures::FutureExt;
 use crate::checkip;
 use crate::cli::{AccessArgs, UpArgs};
 use crate::context::Ctx;
-use crate::stack::Cidr;
+use crate::stack::{Cidr, Sizes};
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{
     ami, asg, cluster, consul_server, daemons, launch_config, log_group, network, role_policy,
@@ -99,9 +99,9 @@ pub async fn allowed_cidrs(ctx: &Ctx, access: &AccessArgs) -> Result<Vec<Cidr>> 
     Ok(cidrs)
 }
 
-pub async fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
+pub async fn up(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
     let failures = Failures::default();
-    run_up(ctx, args, &failures).await;
+    run_up(ctx, args, sizes, &failures).await;
     failures.into_result()
 }
 
@@ -117,7 +117,7 @@ fn input<T>(r: Result<Arc<T>, Failed>) -> Result<Arc<T>> {
 /// Every node first looks up what exists (all of them at once, beside the account check),
 /// then waits for its inputs, then creates what is missing. A cold `up` is therefore one
 /// round of look-ups, then the chain security group -> launch configuration -> ASG.
-async fn run_up(ctx: &Ctx, args: &UpArgs, f: &Failures) {
+async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures) {
     let role_name = args.role.instance_role.as_str();
     // Nothing is written to the state file before the account and region are checked.
     let bound = f.step("account", ctx.bind_account()).shared();
@@ -232,7 +232,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, f: &Failures) {
             let (found, launch, network) =
                 futures::join!(asg::describe(ctx, &name), launch, network);
             let (launch, network) = (input(launch)?, input(network)?);
-            asg::ensure_found(ctx, found?, &launch, &network, &args.size).await
+            asg::ensure_found(ctx, found?, &launch, &network, sizes).await
         })
     };
 
@@ -255,7 +255,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, f: &Failures) {
         let _ = f
             .step(
                 "wait",
-                asg::wait_for_nodes(ctx, args.size.desired, args.wait_timeout.0),
+                asg::wait_for_nodes(ctx, sizes.desired, args.wait_timeout.0),
             )
             .await;
     }

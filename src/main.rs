@@ -14,6 +14,7 @@ mod load;
 mod logs;
 mod nodes;
 mod output;
+mod plan;
 mod run;
 mod stack;
 mod state;

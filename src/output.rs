@@ -74,6 +74,14 @@ pub enum Action {
     Ready,
     /// Seen in AWS (`--discover`); nothing done to it.
     Found,
+    /// `plan`: `up` would create it.
+    Create,
+    /// `plan`: exists and matches; `up` would not touch it.
+    Keep,
+    /// `plan`: exists but differs; `up` would change it in place.
+    Repair,
+    /// `plan`: `up` would make a new one in its place.
+    Replace,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +90,9 @@ pub struct ResourceChange {
     pub name: String,
     pub id: String,
     pub action: Action,
+    /// What differs (`plan`), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A resource that is still there after a failed `down`.
@@ -136,6 +147,8 @@ pub struct Report {
     pub status: Option<crate::status::StatusReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<crate::logs::LogLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::plan::PlanSummary>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +170,7 @@ pub struct Output {
     load: Mutex<Option<crate::load::LoadSummary>>,
     status: Mutex<Option<crate::status::StatusReport>>,
     log_lines: Mutex<Vec<crate::logs::LogLine>>,
+    plan: Mutex<Option<crate::plan::PlanSummary>>,
 }
 
 impl Output {
@@ -176,6 +190,7 @@ impl Output {
             load: Mutex::default(),
             status: Mutex::default(),
             log_lines: Mutex::default(),
+            plan: Mutex::default(),
         }
     }
 
@@ -258,6 +273,7 @@ impl Output {
             name: name.into(),
             id: id.into(),
             action,
+            detail: None,
         };
         self.progress(format!(
             "{:<8} {} {} {}",
@@ -267,6 +283,27 @@ impl Output {
             change.id
         ));
         lock(&self.changes).push(change);
+    }
+
+    /// A line of `plan`: what `up` would do to one resource, and why.
+    pub fn planned(
+        &self,
+        kind: ResourceKind,
+        name: impl Into<String>,
+        action: Action,
+        detail: Option<String>,
+    ) {
+        lock(&self.changes).push(ResourceChange {
+            kind,
+            name: name.into(),
+            id: String::new(),
+            action,
+            detail,
+        });
+    }
+
+    pub fn plan_summary(&self, summary: crate::plan::PlanSummary) {
+        *lock(&self.plan) = Some(summary);
     }
 
     pub fn leftover(
@@ -299,6 +336,7 @@ impl Output {
             load: lock(&self.load).clone(),
             status: lock(&self.status).clone(),
             logs: lock(&self.log_lines).clone(),
+            plan: lock(&self.plan).clone(),
             warnings: lock(&self.warnings).clone(),
             error,
         }
@@ -320,12 +358,19 @@ impl Output {
                 for c in &report.resources {
                     let _ = writeln!(
                         out,
-                        "{:<8} {:<21} {:<28} {}",
+                        "{:<8} {:<21} {:<28} {}{}",
                         action_label(c.action),
                         c.kind.label(),
                         c.name,
-                        c.id
+                        c.id,
+                        c.detail
+                            .as_deref()
+                            .map(|d| format!("  ({d})"))
+                            .unwrap_or_default()
                     );
+                }
+                if let Some(plan) = &report.plan {
+                    let _ = plan.write_text(&mut out);
                 }
                 if let Some(status) = &report.status {
                     let _ = status.write_text(&mut out);
@@ -389,6 +434,10 @@ fn action_label(action: Action) -> &'static str {
         Action::Deleted => "deleted",
         Action::Ready => "ready",
         Action::Found => "found",
+        Action::Create => "create",
+        Action::Keep => "keep",
+        Action::Repair => "repair",
+        Action::Replace => "replace",
     }
 }
 

@@ -11,13 +11,13 @@ use crate::cli::{Cli, Command};
 use crate::context::{state_path, Ctx};
 use crate::output::Action;
 use crate::output::Output;
-use crate::stack::{check_sizes, UsageError};
+use crate::stack::{Sizes, UsageError};
 use crate::state::StateStore;
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{self, missing_step};
 use crate::verify::{ChecksFailed, Targets};
 use crate::{
-    dashboard, deploy, discover, graph, list, load, logs, nodes, status, teardown, verify,
+    dashboard, deploy, discover, graph, list, load, logs, nodes, plan, status, teardown, verify,
 };
 
 pub const EXIT_FAILED: u8 = 1;
@@ -61,7 +61,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 fn command_name(command: &Command) -> &'static str {
     match command {
+        Command::Up(args) if args.dry_run => "plan",
         Command::Up(_) => "up",
+        Command::Plan(_) => "plan",
         Command::Down(_) => "down",
         Command::SecurityGroup(_) => "security-group",
         Command::ConsulServer(_) => "consul-server",
@@ -86,15 +88,30 @@ fn command_name(command: &Command) -> &'static str {
     }
 }
 
+/// The ASG sizes: flags, else what the last `up` asked for (state file), else the defaults.
+/// Checked before any AWS call.
+fn resolve_sizes(global: &crate::cli::GlobalArgs, args: &crate::cli::SizeArgs) -> Result<Sizes> {
+    let recorded = StateStore::open(&state_path(global), &global.stack)?
+        .snapshot()
+        .and_then(|s| s.resources.asg)
+        .map(|a| a.sizes());
+    Sizes::resolve(args.min, args.max, args.desired, recorded)
+}
+
 async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
     let global = &cli.global;
     let connect = || Ctx::new(global, out.clone());
     match &cli.command {
+        Command::Plan(args) | Command::Up(args @ crate::cli::UpArgs { dry_run: true, .. }) => {
+            let sizes = resolve_sizes(global, &args.size)?;
+            let ctx = connect().await?;
+            plan::plan(&ctx, args, sizes).await
+        }
         Command::Up(args) => {
-            check_sizes(args.size.min, args.size.desired, args.size.max)?;
+            let sizes = resolve_sizes(global, &args.size)?;
             let ctx =
                 Ctx::new_unbound(global, out.clone(), args.instance.key_pair.as_deref()).await?;
-            graph::up(&ctx, args).await
+            graph::up(&ctx, args, sizes).await
         }
         Command::Down(args) if args.discover => {
             if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -185,7 +202,7 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             Ok(())
         }
         Command::Asg(args) => {
-            check_sizes(args.size.min, args.size.desired, args.size.max)?;
+            let sizes = resolve_sizes(global, &args.size)?;
             let ctx = connect().await?;
             let r = ctx.state.resources();
             let launch = r
@@ -194,7 +211,7 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             let network = r
                 .network
                 .ok_or_else(|| missing_step("network", "security-group"))?;
-            steps::asg::ensure(&ctx, &launch, &network, &args.size).await?;
+            steps::asg::ensure(&ctx, &launch, &network, sizes).await?;
             Ok(())
         }
         Command::Daemons => {

@@ -95,11 +95,14 @@ impl StackName {
     pub fn default_state_path(&self) -> std::path::PathBuf {
         std::path::Path::new(".l5d-ecs").join(format!("{}.json", self.0))
     }
-    /// Idempotency token for a create call that AWS deduplicates (at most 64 characters).
+    /// Idempotency token for a create call that AWS deduplicates: the same for the same
+    /// stack, state lineage and purpose (`what` names the thing and, for a replacement, the
+    /// one it replaces), so a retry after a lost response is recognised. 48 characters.
     pub fn client_token(&self, what: &str, lineage: &str) -> String {
-        let mut token = format!("l5d-ecs-{}-{what}-{lineage}", self.0);
-        token.truncate(64);
-        token
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}\n{what}\n{lineage}", self.0));
+        let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+        format!("l5d-ecs-{hex}")
     }
 }
 
@@ -250,6 +253,40 @@ pub fn parse_instance_type(raw: &str) -> Result<String, String> {
     }
 }
 
+/// The auto scaling group's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+}
+
+impl Sizes {
+    pub const DEFAULT: Sizes = Sizes {
+        min: 1,
+        max: 3,
+        desired: 2,
+    };
+
+    /// Each size from its flag, else from what the last `up` asked for, else the default;
+    /// then checked: min <= desired <= max, at least one node at most.
+    pub fn resolve(
+        min: Option<u32>,
+        max: Option<u32>,
+        desired: Option<u32>,
+        recorded: Option<Sizes>,
+    ) -> anyhow::Result<Sizes> {
+        let base = recorded.unwrap_or(Self::DEFAULT);
+        let sizes = Sizes {
+            min: min.unwrap_or(base.min),
+            max: max.unwrap_or(base.max),
+            desired: desired.unwrap_or(base.desired),
+        };
+        check_sizes(sizes.min, sizes.desired, sizes.max)?;
+        Ok(sizes)
+    }
+}
+
 /// `--min`, `--desired` and `--max` must be in order, with at least one node at most.
 pub fn check_sizes(min: u32, desired: u32, max: u32) -> anyhow::Result<()> {
     if max == 0 {
@@ -307,6 +344,11 @@ mod tests {
         assert_eq!(s.family("linkerd"), "l5d-demo-linkerd");
         assert_eq!(s.role_policy(), "l5d-demo-policy");
         assert!(s.client_token("consul", &"x".repeat(80)).len() <= 64);
+        assert_ne!(
+            s.client_token("consul", "a"),
+            s.client_token("consul-i-1", "a")
+        );
+        assert_eq!(s.client_token("consul", "a"), s.client_token("consul", "a"));
     }
 
     #[test]
@@ -354,6 +396,29 @@ mod tests {
         for bad in ["m4", "M4.xlarge", ".large", "m4.", "m4.x large", "4m.large"] {
             assert!(parse_instance_type(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sizes_come_from_flags_then_the_last_up_then_defaults() {
+        let last = Sizes {
+            min: 0,
+            max: 5,
+            desired: 4,
+        };
+        assert_eq!(
+            Sizes::resolve(None, None, None, None).unwrap(),
+            Sizes::DEFAULT
+        );
+        assert_eq!(Sizes::resolve(None, None, None, Some(last)).unwrap(), last);
+        assert_eq!(
+            Sizes::resolve(None, None, Some(1), Some(last)).unwrap(),
+            Sizes {
+                min: 0,
+                max: 5,
+                desired: 1
+            }
+        );
+        assert!(Sizes::resolve(Some(3), None, None, None).is_err());
     }
 
     #[test]

@@ -138,9 +138,20 @@ pub struct LaunchConfigRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AsgRecord {
     pub name: String,
+    /// What the last `up` asked for.
     pub min: u32,
     pub max: u32,
     pub desired: u32,
+}
+
+impl AsgRecord {
+    pub fn sizes(&self) -> crate::stack::Sizes {
+        crate::stack::Sizes {
+            min: self.min,
+            max: self.max,
+            desired: self.desired,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

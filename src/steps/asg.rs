@@ -12,11 +12,10 @@ use crate::aws::{
     classify, create_once, describe_error, error_code, format_duration, no_retry, poll,
     AwsResultExt, Poll,
 };
-use crate::cli::SizeArgs;
 use crate::context::Ctx;
 use crate::ids::InstanceId;
 use crate::output::{Action, ResourceKind};
-use crate::stack::STACK_TAG;
+use crate::stack::{Sizes, STACK_TAG};
 use crate::state::{AsgRecord, LaunchConfigKind, LaunchConfigRecord, Network};
 
 fn tag(name: &str, key: &str, value: &str) -> Tag {
@@ -48,7 +47,7 @@ pub async fn ensure(
     ctx: &Ctx,
     launch: &LaunchConfigRecord,
     network: &Network,
-    size: &SizeArgs,
+    size: Sizes,
 ) -> Result<AsgRecord> {
     let found = describe(ctx, &ctx.stack.asg()).await?;
     ensure_found(ctx, found, launch, network, size).await
@@ -60,7 +59,7 @@ pub async fn ensure_found(
     found: Option<AutoScalingGroup>,
     launch: &LaunchConfigRecord,
     network: &Network,
-    size: &SizeArgs,
+    size: Sizes,
 ) -> Result<AsgRecord> {
     let name = ctx.stack.asg();
     let record = AsgRecord {
@@ -85,13 +84,14 @@ pub async fn ensure_found(
         if group.status().is_some_and(|s| s.contains("Delete")) {
             bail!("auto scaling group {name} is being deleted; wait for it to go, then run again");
         }
+        let action = repair(ctx, &group, launch, size).await?;
         ctx.state
             .update(|s| s.resources.asg = Some(record.clone()))?;
         ctx.out.record(
             ResourceKind::AutoScalingGroup,
             &name,
             group.auto_scaling_group_arn().unwrap_or_default(),
-            Action::Kept,
+            action,
         );
         return Ok(record);
     }
@@ -142,6 +142,82 @@ pub async fn ensure_found(
         Action::Created,
     );
     Ok(record)
+}
+
+/// How an existing group differs from what `up` wants: its sizes, or the launch
+/// configuration / template it starts nodes from. Empty when it matches.
+pub fn differences(
+    group: &AutoScalingGroup,
+    launch: &LaunchConfigRecord,
+    size: Sizes,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let have = (
+        group.min_size().unwrap_or(-1),
+        group.max_size().unwrap_or(-1),
+        group.desired_capacity().unwrap_or(-1),
+    );
+    let want = (size.min as i32, size.max as i32, size.desired as i32);
+    if have != want {
+        diffs.push(format!(
+            "sizes min/max/desired {}/{}/{}, want {}/{}/{}",
+            have.0, have.1, have.2, want.0, want.1, want.2
+        ));
+    }
+    let uses = match launch.kind {
+        LaunchConfigKind::LaunchConfiguration => {
+            group.launch_configuration_name() == Some(launch.name.as_str())
+        }
+        LaunchConfigKind::LaunchTemplate => {
+            group
+                .launch_template()
+                .and_then(|t| t.launch_template_name())
+                == Some(launch.name.as_str())
+        }
+    };
+    if !uses {
+        diffs.push(format!(
+            "launches from something other than {}",
+            launch.name
+        ));
+    }
+    diffs
+}
+
+/// Brings an existing group back to the sizes and launch configuration `up` wants. Running
+/// nodes are not replaced.
+async fn repair(
+    ctx: &Ctx,
+    group: &AutoScalingGroup,
+    launch: &LaunchConfigRecord,
+    size: Sizes,
+) -> Result<Action> {
+    if differences(group, launch, size).is_empty() {
+        return Ok(Action::Kept);
+    }
+    let name = ctx.stack.asg();
+    let mut request = ctx
+        .aws
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&name)
+        .min_size(to_i32(size.min)?)
+        .max_size(to_i32(size.max)?)
+        .desired_capacity(to_i32(size.desired)?);
+    request = match launch.kind {
+        LaunchConfigKind::LaunchConfiguration => request.launch_configuration_name(&launch.name),
+        LaunchConfigKind::LaunchTemplate => request.launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_name(&launch.name)
+                .version("$Latest")
+                .build(),
+        ),
+    };
+    request
+        .send()
+        .await
+        .aws(format!("updating auto scaling group {name}"))?;
+    Ok(Action::Updated)
 }
 
 fn to_i32(n: u32) -> Result<i32> {

@@ -95,10 +95,17 @@ pub async fn ensure_found(
         .ok_or_else(|| anyhow!("the state file's network has no subnet"))?;
     let user_data =
         aws_smithy_types::base64::encode(templates::consul_server_user_data(&ctx.stack)?);
-    let token = ctx
-        .state
-        .lineage()
-        .map(|lineage| ctx.stack.client_token("consul", &lineage));
+    let token = ctx.state.lineage().map(|lineage| {
+        // A replacement for a terminated server needs a token of its own.
+        let replaces = ctx
+            .state
+            .resources()
+            .consul_server
+            .map(|r| r.instance_id.to_string())
+            .unwrap_or_default();
+        ctx.stack
+            .client_token(&format!("consul-{replaces}"), &lineage)
+    });
     let id = create_once(
         &format!("starting the consul server instance {name}"),
         || async {

@@ -83,6 +83,32 @@ pub struct RoleFound {
     policy_document: Option<String>,
 }
 
+impl RoleFound {
+    /// What `up` would do to the role, its instance profile and the stack's policy.
+    pub fn plan(&self, role_name: &str) -> [(ResourceKind, Action, Option<String>); 3] {
+        let role = match &self.role {
+            Some(r) if created_by_l5d_ecs(r.tags()) => (Action::Keep, None),
+            Some(_) => (Action::Keep, Some("exists; used, not owned".to_owned())),
+            None => (Action::Create, None),
+        };
+        let profile = match &self.profile {
+            Some(p) if p.roles().iter().any(|r| r.role_name() == role_name) => (Action::Keep, None),
+            Some(_) => (Action::Repair, Some(format!("add role {role_name}"))),
+            None => (Action::Create, None),
+        };
+        let policy = match &self.policy_document {
+            Some(doc) if same_policy(doc, templates::NODE_POLICY) => (Action::Keep, None),
+            Some(_) => (Action::Repair, Some("policy document differs".to_owned())),
+            None => (Action::Create, None),
+        };
+        [
+            (ResourceKind::InstanceRole, role.0, role.1),
+            (ResourceKind::InstanceProfile, profile.0, profile.1),
+            (ResourceKind::RolePolicy, policy.0, policy.1),
+        ]
+    }
+}
+
 pub async fn find(ctx: &Ctx, role_name: &str) -> Result<RoleFound> {
     let policy_name = ctx.stack.role_policy();
     let attached = async {

@@ -147,7 +147,7 @@ pub async fn find(ctx: &Ctx) -> Result<Vec<SecurityGroup>> {
 }
 
 /// The stack's group in the VPC, or an error if a group of that name there is not ours.
-fn ours_in(ctx: &Ctx, found: &[SecurityGroup], vpc: &VpcId) -> Result<Option<SecurityGroup>> {
+pub fn ours_in(ctx: &Ctx, found: &[SecurityGroup], vpc: &VpcId) -> Result<Option<SecurityGroup>> {
     let Some(group) = found.iter().find(|g| g.vpc_id() == Some(vpc.as_str())) else {
         return Ok(None);
     };
@@ -231,6 +231,23 @@ pub async fn ensure_group(
     ctx.out
         .record(ResourceKind::SecurityGroup, &name, id.as_str(), action);
     Ok((record, existing))
+}
+
+/// The inbound rules `up` would add to the group, in words.
+pub fn missing_rules(
+    group_id: &SecurityGroupId,
+    existing: &[IpPermission],
+    cidrs: &[Cidr],
+) -> Vec<String> {
+    let existing = existing_rules(existing);
+    desired_rules(group_id, cidrs)
+        .into_iter()
+        .filter(|r| !existing.contains(r))
+        .map(|r| match r {
+            Rule::Port { port, cidr } => format!("tcp {port} from {cidr}"),
+            Rule::AllFromGroup { group_id } => format!("all traffic from {group_id}"),
+        })
+        .collect()
 }
 
 /// Adds the inbound rules the group lacks (none on a warm run).

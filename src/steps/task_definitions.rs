@@ -24,6 +24,21 @@ pub struct FoundDefinition {
     spec: TaskDefinitionSpec,
     digest: String,
     current: Option<TaskDefinitionRecord>,
+    /// Some ACTIVE revision exists, matching or not.
+    any_active: bool,
+}
+
+impl FoundDefinition {
+    pub fn family(&self) -> &str {
+        &self.spec.family
+    }
+    /// The latest revision is what `up` would register.
+    pub fn current(&self) -> Option<&TaskDefinitionRecord> {
+        self.current.as_ref()
+    }
+    pub fn any_active(&self) -> bool {
+        self.any_active
+    }
 }
 
 /// Looks up every family at once.
@@ -31,11 +46,12 @@ pub async fn find_all(ctx: &Ctx) -> Result<Vec<FoundDefinition>> {
     let lookups = templates::APPS.iter().map(|(app, _)| async move {
         let spec = templates::task_definition(&ctx.stack, &ctx.aws.region, app)?;
         let digest = spec.digest();
-        let current = latest_with_digest(ctx, &spec.family, &digest).await?;
+        let (current, any_active) = latest(ctx, &spec.family, &digest).await?;
         Ok::<_, anyhow::Error>(FoundDefinition {
             spec,
             digest,
             current,
+            any_active,
         })
     });
     futures::future::join_all(lookups)
@@ -101,6 +117,16 @@ async fn latest_with_digest(
     family: &str,
     digest: &str,
 ) -> Result<Option<TaskDefinitionRecord>> {
+    Ok(latest(ctx, family, digest).await?.0)
+}
+
+/// The family's latest revision if it carries this digest, and whether an ACTIVE revision
+/// exists at all.
+async fn latest(
+    ctx: &Ctx,
+    family: &str,
+    digest: &str,
+) -> Result<(Option<TaskDefinitionRecord>, bool)> {
     let latest = ctx
         .aws
         .ecs
@@ -112,7 +138,7 @@ async fn latest_with_digest(
     let out = match latest {
         Ok(out) => out,
         // ECS answers ClientException for a family that has no revision.
-        Err(e) if error_code(&e) == Some("ClientException") => return Ok(None),
+        Err(e) if error_code(&e) == Some("ClientException") => return Ok((None, false)),
         Err(e) => {
             return Err(anyhow!(
                 "looking up task definition {family}: {}",
@@ -126,16 +152,15 @@ async fn latest_with_digest(
         .any(|t| t.key() == Some(DIGEST_TAG) && t.value() == Some(digest));
     let td = out.task_definition();
     let active = td.and_then(|t| t.status()) == Some(&TaskDefinitionStatus::Active);
-    Ok(
-        match td.and_then(|t| Some((t.task_definition_arn()?, t.revision()))) {
-            Some((arn, revision)) if matches && active => Some(TaskDefinitionRecord {
-                family: family.to_owned(),
-                arn: Arn::from(arn),
-                revision,
-            }),
-            _ => None,
-        },
-    )
+    let current = match td.and_then(|t| Some((t.task_definition_arn()?, t.revision()))) {
+        Some((arn, revision)) if matches && active => Some(TaskDefinitionRecord {
+            family: family.to_owned(),
+            arn: Arn::from(arn),
+            revision,
+        }),
+        _ => None,
+    };
+    Ok((current, active))
 }
 
 async fn register(
