@@ -73,6 +73,12 @@ pub enum Command {
     #[command(after_help = "Example:\n  l5d-ecs up --allow-cidr 203.0.113.7/32 --key-pair my-key")]
     Up(UpArgs),
 
+    /// Check, before anything is created, that this account and region can run the stack
+    #[command(
+        after_help = "Example:\n  l5d-ecs doctor --instance-type m5.large --key-pair my-key"
+    )]
+    Doctor(UpArgs),
+
     /// Show what `up` would create, keep, repair or replace, without changing anything
     #[command(after_help = "Example:\n  l5d-ecs plan --allow-cidr 203.0.113.7/32 --max 5")]
     Plan(UpArgs),

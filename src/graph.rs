@@ -64,15 +64,43 @@ impl Failures {
                 let (name, e) = failures.into_iter().next().ok_or_else(|| anyhow!("?"))?;
                 Err(e.context(format!("step {name} failed")))
             }
-            _ => Err(anyhow!(
-                "{} steps failed:\n{}",
-                failures.len(),
-                failures
+            n => {
+                // Steps that failed for one reason (no credentials, say) are listed once.
+                let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
+                for (name, e) in &failures {
+                    let text = format!("{e:#}");
+                    // The same advice (no credentials, expired token, ...) is the same reason.
+                    let reason = match text.find("\n  what to do:") {
+                        Some(at) => text[at..].to_owned(),
+                        None => text,
+                    };
+                    match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                        Some((_, names)) => names.push(name),
+                        None => by_reason.push((reason, vec![name])),
+                    }
+                }
+                let lines: Vec<String> = by_reason
                     .iter()
-                    .map(|(n, e)| format!("  {n}: {e:#}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )),
+                    .map(|(_, names)| {
+                        if names.len() == 1 {
+                            let e = &failures
+                                .iter()
+                                .find(|(n, _)| n == &names[0])
+                                .map(|(_, e)| format!("{e:#}"))
+                                .unwrap_or_default();
+                            format!("  {}: {e}", names[0])
+                        } else {
+                            let first = failures
+                                .iter()
+                                .find(|(n, _)| n == &names[0])
+                                .map(|(_, e)| format!("{e:#}"))
+                                .unwrap_or_default();
+                            format!("  {} (and {}): {first}", names[0], names[1..].join(", "))
+                        }
+                    })
+                    .collect();
+                Err(anyhow!("{n} steps failed:\n{}", lines.join("\n")))
+            }
         }
     }
 }

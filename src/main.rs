@@ -7,6 +7,7 @@ mod context;
 mod dashboard;
 mod deploy;
 mod discover;
+mod doctor;
 mod graph;
 mod ids;
 mod list;

@@ -150,6 +150,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::plan::PlanSummary>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub doctor: Vec<crate::doctor::DoctorLine>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -171,6 +173,7 @@ pub struct Output {
     status: Mutex<Option<crate::status::StatusReport>>,
     log_lines: Mutex<Vec<crate::logs::LogLine>>,
     plan: Mutex<Option<crate::plan::PlanSummary>>,
+    doctor: Mutex<Vec<crate::doctor::DoctorLine>>,
 }
 
 impl Output {
@@ -191,6 +194,7 @@ impl Output {
             status: Mutex::default(),
             log_lines: Mutex::default(),
             plan: Mutex::default(),
+            doctor: Mutex::default(),
         }
     }
 
@@ -302,6 +306,10 @@ impl Output {
         });
     }
 
+    pub fn doctor(&self, lines: Vec<crate::doctor::DoctorLine>) {
+        *lock(&self.doctor) = lines;
+    }
+
     pub fn plan_summary(&self, summary: crate::plan::PlanSummary) {
         *lock(&self.plan) = Some(summary);
     }
@@ -337,6 +345,7 @@ impl Output {
             status: lock(&self.status).clone(),
             logs: lock(&self.log_lines).clone(),
             plan: lock(&self.plan).clone(),
+            doctor: lock(&self.doctor).clone(),
             warnings: lock(&self.warnings).clone(),
             error,
         }
@@ -368,6 +377,9 @@ impl Output {
                             .map(|d| format!("  ({d})"))
                             .unwrap_or_default()
                     );
+                }
+                for l in &report.doctor {
+                    let _ = l.write_text(&mut out);
                 }
                 if let Some(plan) = &report.plan {
                     let _ = plan.write_text(&mut out);

@@ -17,7 +17,8 @@ use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{self, missing_step};
 use crate::verify::{ChecksFailed, Targets};
 use crate::{
-    dashboard, deploy, discover, graph, list, load, logs, nodes, plan, status, teardown, verify,
+    dashboard, deploy, discover, doctor, graph, list, load, logs, nodes, plan, status, teardown,
+    verify,
 };
 
 pub const EXIT_FAILED: u8 = 1;
@@ -64,6 +65,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Up(args) if args.dry_run => "plan",
         Command::Up(_) => "up",
         Command::Plan(_) => "plan",
+        Command::Doctor(_) => "doctor",
         Command::Down(_) => "down",
         Command::SecurityGroup(_) => "security-group",
         Command::ConsulServer(_) => "consul-server",
@@ -106,6 +108,15 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             let sizes = resolve_sizes(global, &args.size)?;
             let ctx = connect().await?;
             plan::plan(&ctx, args, sizes).await
+        }
+        Command::Doctor(args) => {
+            let sizes = resolve_sizes(global, &args.size)?;
+            let aws = crate::aws::Aws::connect(global).await?;
+            out.set_region(&aws.region);
+            let lines = doctor::doctor(&aws, args, sizes.max).await;
+            let failed = doctor::failure(&lines);
+            out.doctor(lines);
+            failed.map_or(Ok(()), Err)
         }
         Command::Up(args) => {
             let sizes = resolve_sizes(global, &args.size)?;

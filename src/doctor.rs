@@ -1,0 +1,478 @@
+//! `doctor`: a preflight checklist before anything is created. Each line is ok, problem or
+//! unknown (the account or endpoint cannot answer), with how to fix a problem.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+// Checks that an account or endpoint may not answer get one attempt: `unknown` is an answer.
+use crate::aws::{describe_error, error_code, no_retry, Aws};
+use crate::cli::UpArgs;
+use crate::steps::ami::ECS_AMI_PARAMETER;
+
+/// EC2 "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", in vCPUs.
+const STANDARD_VCPU_QUOTA: &str = "L-1216C47A";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Ok,
+    Problem,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorLine {
+    pub check: String,
+    pub verdict: Verdict,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl DoctorLine {
+    pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mark = match self.verdict {
+            Verdict::Ok => "ok     ",
+            Verdict::Problem => "PROBLEM",
+            Verdict::Unknown => "unknown",
+        };
+        writeln!(out, "{mark}  {:<28} {}", self.check, self.detail)?;
+        if let Some(fix) = &self.fix {
+            writeln!(out, "         fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+fn line(check: &str, verdict: Verdict, detail: impl Into<String>, fix: Option<&str>) -> DoctorLine {
+    DoctorLine {
+        check: check.to_owned(),
+        verdict,
+        detail: detail.into(),
+        fix: fix.map(str::to_owned),
+    }
+}
+
+/// Runs every check (all at once where they do not depend on each other).
+pub async fn doctor(aws: &Aws, args: &UpArgs, max_nodes: u32) -> Vec<DoctorLine> {
+    let mut lines = vec![line("region", Verdict::Ok, aws.region.clone(), None)];
+    let identity = async {
+        match aws.sts.get_caller_identity().send().await {
+            Ok(out) => (
+                line(
+                    "credentials",
+                    Verdict::Ok,
+                    format!(
+                        "account {} as {}",
+                        out.account().unwrap_or("?"),
+                        out.arn().unwrap_or("?")
+                    ),
+                    None,
+                ),
+                out.arn().map(str::to_owned),
+            ),
+            Err(e) => (
+                line(
+                    "credentials",
+                    Verdict::Problem,
+                    describe_error(&e),
+                    Some("configure credentials for this account (--profile, AWS_PROFILE, aws sso login)"),
+                ),
+                None,
+            ),
+        }
+    };
+    let ((identity_line, caller_arn), network, key, ami, lc, quota) = futures::join!(
+        identity,
+        network(aws, args),
+        key_pair(aws, args),
+        ami(aws, args),
+        launch_configurations(aws),
+        vcpu_quota(aws),
+    );
+    lines.push(identity_line);
+    let az = match &network {
+        Ok((l, az)) => {
+            lines.push(l.clone());
+            az.clone()
+        }
+        Err(l) => {
+            lines.push(l.clone());
+            None
+        }
+    };
+    if let Some(k) = key {
+        lines.push(k);
+    }
+    lines.push(ami);
+    let (type_line, vcpus) = instance_type(aws, &args.instance.instance_type, az.as_deref()).await;
+    lines.push(type_line);
+    lines.push(match (quota, vcpus) {
+        (Ok(limit), Some(per)) => {
+            let needed = per * (1 + max_nodes as i32);
+            if f64::from(needed) <= limit {
+                line(
+                    "on-demand vCPU quota",
+                    Verdict::Ok,
+                    format!("{needed} vCPUs needed (consul server + --max {max_nodes} nodes), quota {limit}"),
+                    None,
+                )
+            } else {
+                line(
+                    "on-demand vCPU quota",
+                    Verdict::Problem,
+                    format!("{needed} vCPUs needed (consul server + --max {max_nodes} nodes), quota {limit}"),
+                    Some("ask for more in Service Quotas (EC2, Running On-Demand Standard instances), or use a smaller --instance-type or --max"),
+                )
+            }
+        }
+        (Ok(limit), None) => line(
+            "on-demand vCPU quota",
+            Verdict::Unknown,
+            format!("quota {limit}, but the vCPUs of {} are unknown", args.instance.instance_type),
+            None,
+        ),
+        (Err(why), _) => line("on-demand vCPU quota", Verdict::Unknown, why, None),
+    });
+    lines.push(lc);
+    lines.push(permissions(aws, caller_arn.as_deref()).await);
+    lines
+}
+
+async fn network(aws: &Aws, args: &UpArgs) -> Result<(DoctorLine, Option<String>), DoctorLine> {
+    let mut request = aws.ec2.describe_subnets();
+    if args.network.subnet_ids.is_empty() {
+        request = request.filters(crate::aws::ec2_filter("default-for-az", &["true"]));
+    } else {
+        request = request.set_subnet_ids(Some(args.network.subnet_ids.clone()));
+    }
+    match request.send().await {
+        Ok(out) => {
+            let mut subnets: Vec<_> = out
+                .subnets()
+                .iter()
+                .filter(|s| {
+                    args.network
+                        .availability_zone
+                        .as_deref()
+                        .is_none_or(|az| s.availability_zone() == Some(az))
+                })
+                .collect();
+            subnets.sort_by_key(|s| s.availability_zone().map(str::to_owned));
+            match subnets.first() {
+                Some(s) => Ok((
+                    line(
+                        "VPC and subnet",
+                        Verdict::Ok,
+                        format!(
+                            "{} {} in {}",
+                            s.vpc_id().unwrap_or("?"),
+                            s.subnet_id().unwrap_or("?"),
+                            s.availability_zone().unwrap_or("?")
+                        ),
+                        None,
+                    ),
+                    s.availability_zone().map(str::to_owned),
+                )),
+                None if args.network.subnet_ids.is_empty() => Err(line(
+                    "VPC and subnet",
+                    Verdict::Problem,
+                    format!(
+                        "no default subnet{} (the region has no default VPC?)",
+                        args.network
+                            .availability_zone
+                            .as_deref()
+                            .map(|az| format!(" in {az}"))
+                            .unwrap_or_default()
+                    ),
+                    Some("pass --subnet-id ID (repeatable), or create a default VPC (`aws ec2 create-default-vpc`)"),
+                )),
+                None => Err(line(
+                    "VPC and subnet",
+                    Verdict::Problem,
+                    "the given subnets were not found",
+                    Some("check the --subnet-id values"),
+                )),
+            }
+        }
+        Err(e) => Err(line(
+            "VPC and subnet",
+            Verdict::Problem,
+            describe_error(&e),
+            Some("check the --subnet-id values and the region"),
+        )),
+    }
+}
+
+async fn key_pair(aws: &Aws, args: &UpArgs) -> Option<DoctorLine> {
+    let key = args.instance.key_pair.as_deref()?;
+    Some(
+        match aws.ec2.describe_key_pairs().key_names(key).send().await {
+            Ok(out) if !out.key_pairs().is_empty() => line("key pair", Verdict::Ok, key, None),
+            Ok(_) => line(
+                "key pair",
+                Verdict::Problem,
+                format!("{key} does not exist"),
+                Some("create or import it, or leave --key-pair out"),
+            ),
+            Err(e) if error_code(&e) == Some("InvalidKeyPair.NotFound") => line(
+                "key pair",
+                Verdict::Problem,
+                format!("{key} does not exist in {}", aws.region),
+                Some("create or import it, or leave --key-pair out"),
+            ),
+            Err(e) => line("key pair", Verdict::Unknown, describe_error(&e), None),
+        },
+    )
+}
+
+async fn ami(aws: &Aws, args: &UpArgs) -> DoctorLine {
+    let id = match &args.instance.ami {
+        Some(id) => id.clone(),
+        None => match aws.ssm.get_parameter().name(ECS_AMI_PARAMETER).send().await {
+            Ok(out) => match out.parameter().and_then(|p| p.value()) {
+                Some(v) => v.to_owned(),
+                None => {
+                    return line(
+                        "ECS-optimized AMI",
+                        Verdict::Problem,
+                        "the SSM parameter has no value",
+                        Some("pass --ami AMI_ID"),
+                    )
+                }
+            },
+            Err(e) => {
+                return line(
+                    "ECS-optimized AMI",
+                    Verdict::Problem,
+                    format!("{ECS_AMI_PARAMETER}: {}", describe_error(&e)),
+                    Some("pass --ami AMI_ID"),
+                )
+            }
+        },
+    };
+    match aws.ec2.describe_images().image_ids(&id).send().await {
+        Ok(out) if !out.images().is_empty() => line(
+            "ECS-optimized AMI",
+            Verdict::Ok,
+            format!("{id} {}", out.images()[0].name().unwrap_or("")),
+            None,
+        ),
+        Ok(_) => line(
+            "ECS-optimized AMI",
+            Verdict::Problem,
+            format!("{id} not found"),
+            Some("pass another --ami"),
+        ),
+        Err(e) => line(
+            "ECS-optimized AMI",
+            Verdict::Problem,
+            format!("{id}: {}", describe_error(&e)),
+            Some("pass another --ami"),
+        ),
+    }
+}
+
+/// Whether the type is offered in the AZ, and its vCPUs.
+async fn instance_type(
+    aws: &Aws,
+    instance_type: &str,
+    az: Option<&str>,
+) -> (DoctorLine, Option<i32>) {
+    use aws_sdk_ec2::types::{InstanceType, LocationType};
+    let vcpus = aws
+        .ec2
+        .describe_instance_types()
+        .instance_types(InstanceType::from(instance_type))
+        .send()
+        .await
+        .ok()
+        .and_then(|o| {
+            o.instance_types()
+                .first()
+                .and_then(|t| t.v_cpu_info())
+                .and_then(|v| v.default_v_cpus())
+        });
+    let Some(az) = az else {
+        return (
+            line(
+                "instance type",
+                Verdict::Unknown,
+                format!("{instance_type}: no availability zone to check"),
+                None,
+            ),
+            vcpus,
+        );
+    };
+    let offered = aws
+        .ec2
+        .describe_instance_type_offerings()
+        .location_type(LocationType::AvailabilityZone)
+        .filters(crate::aws::ec2_filter("location", &[az]))
+        .filters(crate::aws::ec2_filter("instance-type", &[instance_type]))
+        .send()
+        .await;
+    let l = match offered {
+        Ok(out) if !out.instance_type_offerings().is_empty() => line(
+            "instance type",
+            Verdict::Ok,
+            format!(
+                "{instance_type} offered in {az}{}",
+                vcpus.map(|v| format!(", {v} vCPUs")).unwrap_or_default()
+            ),
+            None,
+        ),
+        Ok(_) => line(
+            "instance type",
+            Verdict::Problem,
+            format!("{instance_type} is not offered in {az}"),
+            Some("pick another --instance-type or --availability-zone"),
+        ),
+        Err(e) => line("instance type", Verdict::Unknown, describe_error(&e), None),
+    };
+    (l, vcpus)
+}
+
+async fn vcpu_quota(aws: &Aws) -> Result<f64, String> {
+    match aws
+        .quotas
+        .get_service_quota()
+        .service_code("ec2")
+        .quota_code(STANDARD_VCPU_QUOTA)
+        .customize()
+        .config_override(no_retry!(aws_sdk_servicequotas))
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .quota()
+            .and_then(|q| q.value())
+            .ok_or_else(|| "Service Quotas returned no value".to_owned()),
+        Err(e) => Err(format!("Service Quotas cannot say: {}", describe_error(&e))),
+    }
+}
+
+async fn launch_configurations(aws: &Aws) -> DoctorLine {
+    let limits = aws
+        .autoscaling
+        .describe_account_limits()
+        .customize()
+        .config_override(no_retry!(aws_sdk_autoscaling))
+        .send()
+        .await;
+    match limits {
+        Ok(out) => match out.max_number_of_launch_configurations() {
+            Some(0) => line(
+                "launch configurations",
+                Verdict::Ok,
+                "not available to this account; l5d-ecs will use a launch template",
+                None,
+            ),
+            Some(n) => line(
+                "launch configurations",
+                Verdict::Ok,
+                format!(
+                    "limit {n}, {} in use (accounts created since late 2024 are refused anyway; l5d-ecs then uses a launch template)",
+                    out.number_of_launch_configurations().unwrap_or(0)
+                ),
+                None,
+            ),
+            None => line("launch configurations", Verdict::Unknown, "the account limits do not say", None),
+        },
+        Err(e) => line("launch configurations", Verdict::Unknown, describe_error(&e), None),
+    }
+}
+
+/// The calls `up` and `down` make, for the policy simulator.
+const ACTIONS: [&str; 12] = [
+    "ec2:RunInstances",
+    "ec2:CreateSecurityGroup",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateLaunchTemplate",
+    "autoscaling:CreateAutoScalingGroup",
+    "autoscaling:CreateLaunchConfiguration",
+    "ecs:CreateCluster",
+    "ecs:RegisterTaskDefinition",
+    "ecs:CreateService",
+    "iam:PutRolePolicy",
+    "iam:PassRole",
+    "logs:CreateLogGroup",
+];
+
+async fn permissions(aws: &Aws, caller_arn: Option<&str>) -> DoctorLine {
+    let Some(arn) = caller_arn else {
+        return line(
+            "IAM permissions",
+            Verdict::Unknown,
+            "no caller identity to check",
+            None,
+        );
+    };
+    if arn.contains(":assumed-role/") || arn.ends_with(":root") {
+        return line(
+            "IAM permissions",
+            Verdict::Unknown,
+            format!("the policy simulator cannot check {arn} (an assumed role or the root user)"),
+            None,
+        );
+    }
+    let result = aws
+        .iam
+        .simulate_principal_policy()
+        .policy_source_arn(arn)
+        .set_action_names(Some(ACTIONS.iter().map(|a| (*a).to_owned()).collect()))
+        .customize()
+        .config_override(no_retry!(aws_sdk_iam))
+        .send()
+        .await;
+    match result {
+        Ok(out) => {
+            let denied: Vec<&str> = out
+                .evaluation_results()
+                .iter()
+                .filter(|r| r.eval_decision().as_str() != "allowed")
+                .map(|r| r.eval_action_name())
+                .collect();
+            if denied.is_empty() {
+                line(
+                    "IAM permissions",
+                    Verdict::Ok,
+                    format!("{} actions allowed", ACTIONS.len()),
+                    None,
+                )
+            } else {
+                line(
+                    "IAM permissions",
+                    Verdict::Problem,
+                    format!("denied: {}", denied.join(", ")),
+                    Some("grant these actions to your IAM identity"),
+                )
+            }
+        }
+        Err(e) => line(
+            "IAM permissions",
+            Verdict::Unknown,
+            format!(
+                "the policy simulator cannot say: {}",
+                describe_error(&e).lines().next().unwrap_or_default()
+            ),
+            None,
+        ),
+    }
+}
+
+pub fn failure(lines: &[DoctorLine]) -> Option<anyhow::Error> {
+    let problems: Vec<String> = lines
+        .iter()
+        .filter(|l| l.verdict == Verdict::Problem)
+        .map(|l| format!("{}: {}", l.check, l.detail))
+        .collect();
+    (!problems.is_empty()).then(|| {
+        anyhow::anyhow!(
+            "{} problem(s) would make `up` fail:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        )
+    })
+}
