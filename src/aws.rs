@@ -170,10 +170,19 @@ pub fn advice(code: Option<&str>, text: &str) -> Option<String> {
             Some("your AWS session has expired: refresh it (`aws sso login`, or new temporary credentials) and run again".to_owned())
         }
         "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "UnauthorizedException" => {
+            // An IAM action looks like `ec2:RunInstances`: a service, a colon, a capitalised name.
             let action = text
                 .split_whitespace()
-                .find(|w| w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_lowercase()) && !w.starts_with("arn:"))
-                .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != ':').to_owned());
+                .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != ':'))
+                .find(|w| {
+                    w.split_once(':').is_some_and(|(service, name)| {
+                        !service.is_empty()
+                            && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                            && name.starts_with(|c: char| c.is_ascii_uppercase())
+                            && name.chars().all(|c| c.is_ascii_alphanumeric())
+                    })
+                })
+                .map(str::to_owned);
             Some(match action {
                 Some(a) => format!("your AWS identity lacks the permission {a}: grant it (or use a role that has it), then run again"),
                 None => "your AWS identity lacks a permission this call needs: grant it, then run again".to_owned(),
