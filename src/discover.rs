@@ -123,15 +123,37 @@ async fn ecs_cluster(ctx: &Ctx) -> Result<Option<ClusterRecord>> {
 }
 
 async fn launch(ctx: &Ctx) -> Result<Option<LaunchConfigRecord>> {
-    let lc_name = ctx.stack.launch_configuration();
-    if launch_config::find_configuration(ctx, &lc_name)
-        .await?
-        .is_some()
-    {
+    // `<stack>-lc`, and `<stack>-lc-<8 hex>` for one that replaced it after a change.
+    let base = ctx.stack.launch_configuration();
+    let ours = |name: &str| {
+        name == base
+            || name
+                .strip_prefix(&format!("{base}-"))
+                .is_some_and(|tail| tail.len() == 8 && tail.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    let mut names = Vec::new();
+    let mut pages = ctx
+        .aws
+        .autoscaling
+        .describe_launch_configurations()
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("listing launch configurations")?;
+        names.extend(
+            page.launch_configurations()
+                .iter()
+                .filter_map(|l| l.launch_configuration_name())
+                .filter(|n| ours(n))
+                .map(str::to_owned),
+        );
+    }
+    if let Some((first, rest)) = names.split_first() {
         return Ok(Some(LaunchConfigRecord {
             kind: LaunchConfigKind::LaunchConfiguration,
-            name: lc_name,
+            name: first.clone(),
             launch_template_id: None,
+            retired: rest.to_vec(),
         }));
     }
     let lt_name = ctx.stack.launch_template();
@@ -142,6 +164,7 @@ async fn launch(ctx: &Ctx) -> Result<Option<LaunchConfigRecord>> {
             kind: LaunchConfigKind::LaunchTemplate,
             name: lt_name.clone(),
             launch_template_id: t.launch_template_id().map(LaunchTemplateId::from),
+            retired: Vec::new(),
         }))
 }
 

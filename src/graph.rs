@@ -260,7 +260,9 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures) {
             let (found, launch, network) =
                 futures::join!(asg::describe(ctx, &name), launch, network);
             let (launch, network) = (input(launch)?, input(network)?);
-            asg::ensure_found(ctx, found?, &launch, &network, sizes).await
+            let group = asg::ensure_found(ctx, found?, &launch, &network, sizes).await?;
+            launch_config::delete_retired(ctx).await?;
+            Ok(group)
         })
     };
 

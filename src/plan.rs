@@ -11,9 +11,9 @@ use crate::cli::UpArgs;
 use crate::context::Ctx;
 use crate::output::{Action, ResourceKind};
 use crate::stack::Sizes;
-use crate::state::{LaunchConfigKind, LaunchConfigRecord};
+use crate::state::{LaunchConfigKind, LaunchConfigRecord, RoleRecord, SecurityGroupRecord};
 use crate::steps::{
-    asg, cluster, consul_server, daemons, launch_config, log_group, network, role_policy,
+    ami, asg, cluster, consul_server, daemons, launch_config, log_group, network, role_policy,
     security_group, task_definitions,
 };
 use crate::templates::DAEMON_APPS;
@@ -77,6 +77,7 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
         daemons::find(ctx, &cluster_name),
         vcpus(ctx, &args.instance.instance_type),
     );
+    let ami = ami::resolve(ctx, args.instance.ami.as_deref()).await;
     let (net, groups, consul, cluster, role, families) =
         (net?, groups?, consul?, cluster?, role?, families?);
     let (logs, launch, group, services) = (logs?, launch?, group?, services?);
@@ -193,16 +194,56 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
             launch.configuration.is_some(),
         )
     };
-    row(
-        launch_kind,
-        &launch_name,
-        if launch_exists {
-            Action::Keep
-        } else {
-            Action::Create
-        },
-        None,
-    );
+    let launch_diffs = match (
+        &launch.configuration,
+        security_group::ours_in(ctx, &groups, &net.vpc_id)?,
+        &ami,
+    ) {
+        (Some(lc), Some(g), Ok(ami)) => {
+            let sg = SecurityGroupRecord {
+                id: crate::ids::SecurityGroupId::from(g.group_id().unwrap_or_default()),
+                name: sg_name.clone(),
+                vpc_id: net.vpc_id.clone(),
+                allowed_cidrs: Vec::new(),
+            };
+            let role = RoleRecord {
+                role_name: role_name.to_owned(),
+                instance_profile_name: role_name.to_owned(),
+                policy_name: ctx.stack.role_policy(),
+                created_role: false,
+                created_instance_profile: false,
+            };
+            let user_data =
+                aws_smithy_types::base64::encode(crate::templates::node_user_data(&ctx.stack)?);
+            let node = launch_config::NodeLaunch {
+                sg: &sg,
+                role: &role,
+                ami,
+                instance: &args.instance,
+            };
+            launch_config::configuration_differences(lc, &node, &user_data)
+        }
+        _ => Vec::new(),
+    };
+    let launch_name = if uses_template {
+        launch_name
+    } else {
+        launch_config::current_configuration_name(ctx)
+    };
+    match (launch_exists, launch_diffs.is_empty()) {
+        (false, _) => row(launch_kind, &launch_name, Action::Create, None),
+        (true, true) => row(launch_kind, &launch_name, Action::Keep, None),
+        (true, false) => row(
+            launch_kind,
+            &launch_name,
+            Action::Replace,
+            Some(format!(
+                "{} differ: a new launch configuration, the ASG pointed at it; running nodes \
+                 are not replaced",
+                launch_diffs.join(", ")
+            )),
+        ),
+    }
 
     let launch_record = LaunchConfigRecord {
         kind: if uses_template {
@@ -212,6 +253,7 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
         },
         name: launch_name,
         launch_template_id: None,
+        retired: Vec::new(),
     };
     match &group {
         Some(g) => {

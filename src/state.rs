@@ -133,6 +133,9 @@ pub struct LaunchConfigRecord {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_template_id: Option<LaunchTemplateId>,
+    /// Launch configurations replaced by this one, deleted once the ASG has moved off them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -64,7 +64,7 @@ pub async fn find(ctx: &Ctx, force_template: bool) -> Result<LaunchFound> {
         }
     } else {
         LaunchFound {
-            configuration: find_configuration(ctx, &ctx.stack.launch_configuration()).await?,
+            configuration: find_configuration(ctx, &current_configuration_name(ctx)).await?,
             ..LaunchFound::default()
         }
     })
@@ -131,24 +131,65 @@ async fn ensure_configuration(
     found: Option<LaunchConfiguration>,
     launch: &NodeLaunch<'_>,
 ) -> Result<Option<LaunchConfigRecord>> {
-    let name = ctx.stack.launch_configuration();
+    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
+    let current = current_configuration_name(ctx);
+    let mut retired = ctx
+        .state
+        .resources()
+        .launch_config
+        .map(|r| r.retired)
+        .unwrap_or_default();
+    let (name, action) = match &found {
+        Some(lc) => {
+            let diffs = configuration_differences(lc, launch, &user_data);
+            if diffs.is_empty() {
+                let record = LaunchConfigRecord {
+                    kind: LaunchConfigKind::LaunchConfiguration,
+                    name: current.clone(),
+                    launch_template_id: None,
+                    retired,
+                };
+                ctx.state
+                    .update(|s| s.resources.launch_config = Some(record.clone()))?;
+                ctx.out.record(
+                    ResourceKind::LaunchConfiguration,
+                    &current,
+                    lc.launch_configuration_arn().unwrap_or_default(),
+                    Action::Kept,
+                );
+                return Ok(Some(record));
+            }
+            // Launch configurations cannot change: make one under a new name, point the ASG
+            // at it, then retire the old one. Running nodes are not replaced.
+            ctx.out.progress(format!(
+                "launch configuration {current} differs ({}): replacing it",
+                diffs.join("; ")
+            ));
+            retired.push(current.clone());
+            (
+                format!(
+                    "{}-{}",
+                    ctx.stack.launch_configuration(),
+                    short_digest(&[
+                        launch.ami,
+                        &launch.instance.instance_type,
+                        &user_data,
+                        &launch.role.instance_profile_name,
+                        launch.sg.id.as_str(),
+                        launch.instance.key_pair.as_deref().unwrap_or(""),
+                    ])
+                ),
+                Action::Updated,
+            )
+        }
+        None => (current, Action::Created),
+    };
     let record = LaunchConfigRecord {
         kind: LaunchConfigKind::LaunchConfiguration,
         name: name.clone(),
         launch_template_id: None,
+        retired,
     };
-    if let Some(lc) = found {
-        ctx.state
-            .update(|s| s.resources.launch_config = Some(record.clone()))?;
-        ctx.out.record(
-            ResourceKind::LaunchConfiguration,
-            &name,
-            lc.launch_configuration_arn().unwrap_or_default(),
-            Action::Kept,
-        );
-        return Ok(Some(record));
-    }
-    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
     let profile = &launch.role.instance_profile_name;
     let created = poll(
         &format!("IAM to accept the new instance profile {profile}"),
@@ -208,13 +249,105 @@ async fn ensure_configuration(
     }
     ctx.state
         .update(|s| s.resources.launch_config = Some(record.clone()))?;
-    ctx.out.record(
-        ResourceKind::LaunchConfiguration,
-        &name,
-        &name,
-        Action::Created,
-    );
+    ctx.out
+        .record(ResourceKind::LaunchConfiguration, &name, &name, action);
     Ok(Some(record))
+}
+
+/// The stack's current launch configuration: the one the state file names, else `<stack>-lc`.
+pub fn current_configuration_name(ctx: &Ctx) -> String {
+    ctx.state
+        .resources()
+        .launch_config
+        .filter(|r| r.kind == LaunchConfigKind::LaunchConfiguration)
+        .map(|r| r.name)
+        .unwrap_or_else(|| ctx.stack.launch_configuration())
+}
+
+fn short_digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(parts.join("\n"))[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How an existing launch configuration differs from what `up` would make, in words.
+pub fn configuration_differences(
+    lc: &LaunchConfiguration,
+    launch: &NodeLaunch<'_>,
+    user_data: &str,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if lc.image_id() != Some(launch.ami) {
+        diffs.push(format!(
+            "AMI {} -> {}",
+            lc.image_id().unwrap_or("?"),
+            launch.ami
+        ));
+    }
+    if lc.instance_type() != Some(launch.instance.instance_type.as_str()) {
+        diffs.push(format!(
+            "instance type {} -> {}",
+            lc.instance_type().unwrap_or("?"),
+            launch.instance.instance_type
+        ));
+    }
+    if lc.user_data().unwrap_or_default() != user_data {
+        diffs.push("node user data".to_owned());
+    }
+    if lc.iam_instance_profile() != Some(launch.role.instance_profile_name.as_str()) {
+        diffs.push("instance profile".to_owned());
+    }
+    if !lc
+        .security_groups()
+        .iter()
+        .any(|g| g == launch.sg.id.as_str())
+    {
+        diffs.push("security group".to_owned());
+    }
+    if lc.key_name().filter(|k| !k.is_empty()) != launch.instance.key_pair.as_deref() {
+        diffs.push("key pair".to_owned());
+    }
+    diffs
+}
+
+/// Deletes launch configurations replaced by a newer one, once the ASG no longer uses them.
+pub async fn delete_retired(ctx: &Ctx) -> Result<()> {
+    let Some(record) = ctx.state.resources().launch_config else {
+        return Ok(());
+    };
+    for name in &record.retired {
+        let result = ctx
+            .aws
+            .autoscaling
+            .delete_launch_configuration()
+            .launch_configuration_name(name)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if describe_error(&e).contains("not found") => {}
+            // Still in use: a later run retires it.
+            Err(e) if error_code(&e) == Some("ResourceInUse") => continue,
+            Err(e) => bail!(
+                "deleting replaced launch configuration {name}: {}",
+                describe_error(&e)
+            ),
+        }
+        ctx.state.update(|s| {
+            if let Some(lc) = s.resources.launch_config.as_mut() {
+                lc.retired.retain(|r| r != name);
+            }
+        })?;
+        ctx.out.record(
+            ResourceKind::LaunchConfiguration,
+            name,
+            name,
+            Action::Deleted,
+        );
+    }
+    Ok(())
 }
 
 async fn ensure_template(
@@ -232,6 +365,7 @@ async fn ensure_template(
             kind: LaunchConfigKind::LaunchTemplate,
             name: name.clone(),
             launch_template_id: Some(LaunchTemplateId::from(id)),
+            retired: Vec::new(),
         };
         ctx.state
             .update(|s| s.resources.launch_config = Some(record.clone()))?;
@@ -304,6 +438,7 @@ async fn ensure_template(
         kind: LaunchConfigKind::LaunchTemplate,
         name: name.clone(),
         launch_template_id: Some(LaunchTemplateId::from(id)),
+        retired: Vec::new(),
     };
     ctx.state
         .update(|s| s.resources.launch_config = Some(record.clone()))?;
@@ -313,6 +448,8 @@ async fn ensure_template(
 }
 
 pub async fn destroy(ctx: &Ctx, record: &LaunchConfigRecord, timeout: Duration) -> Result<()> {
+    // The ASG is gone by now, so nothing uses the replaced ones either.
+    delete_retired(ctx).await?;
     let name = &record.name;
     match record.kind {
         LaunchConfigKind::LaunchConfiguration => {
