@@ -88,30 +88,39 @@ pub enum Command {
     Down(DownArgs),
 
     /// Step: the security group `<stack>-sg` (and the choice of VPC and subnet)
+    #[command(after_help = "Example:\n  l5d-ecs security-group --allow-cidr 203.0.113.7/32")]
     SecurityGroup(SecurityGroupArgs),
 
     /// Step: the consul server instance `<stack>-consul-server`
+    #[command(after_help = "Example:\n  l5d-ecs consul-server --instance-type m5.large --key-pair my-key")]
     ConsulServer(ConsulServerArgs),
 
     /// Step: the ECS cluster `<stack>`
+    #[command(after_help = "Example:\n  l5d-ecs cluster --stack team-a")]
     Cluster,
 
     /// Step: the inline policy `<stack>-policy` on the instance role (created if missing)
+    #[command(after_help = "Example:\n  l5d-ecs role-policy --instance-role ecsInstanceRole")]
     RolePolicy(RoleArgs),
 
     /// Step: the five task definitions `<stack>-linkerd`, `<stack>-linkerd-viz`, ...
+    #[command(after_help = "Example:\n  l5d-ecs register-tasks")]
     RegisterTasks,
 
     /// Step: the launch configuration `<stack>-lc` (or launch template `<stack>-lt`)
+    #[command(after_help = "Example:\n  l5d-ecs launch-config --launch-template")]
     LaunchConfig(LaunchConfigArgs),
 
     /// Step: the auto scaling group `<stack>-asg`
+    #[command(after_help = "Example:\n  l5d-ecs asg --min 1 --desired 2 --max 3")]
     Asg(AsgArgs),
 
     /// Step: the DAEMON services that run linkerd, consul-agent and consul-registrator on every node
+    #[command(after_help = "Example:\n  l5d-ecs daemons")]
     Daemons,
 
     /// Step: the CloudWatch Logs group `/l5d-ecs/<stack>` that every container logs to
+    #[command(after_help = "Example:\n  l5d-ecs log-group")]
     LogGroup,
 
     /// Run exactly --count tasks of a demo app in the cluster
