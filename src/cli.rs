@@ -92,7 +92,9 @@ pub enum Command {
     SecurityGroup(SecurityGroupArgs),
 
     /// Step: the consul server instance `<stack>-consul-server`
-    #[command(after_help = "Example:\n  l5d-ecs consul-server --instance-type m5.large --key-pair my-key")]
+    #[command(
+        after_help = "Example:\n  l5d-ecs consul-server --instance-type m5.large --key-pair my-key"
+    )]
     ConsulServer(ConsulServerArgs),
 
     /// Step: the ECS cluster `<stack>`

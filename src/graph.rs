@@ -23,6 +23,7 @@ use futures::FutureExt;
 use crate::checkip;
 use crate::cli::{AccessArgs, UpArgs};
 use crate::context::Ctx;
+use crate::output::Output;
 use crate::stack::{Cidr, Sizes};
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{
@@ -34,20 +35,31 @@ use crate::steps::{
 #[derive(Debug, Clone, Copy)]
 struct Failed;
 
-#[derive(Default)]
-struct Failures(Mutex<Vec<(&'static str, anyhow::Error)>>);
+struct Failures<'a> {
+    failed: Mutex<Vec<(&'static str, anyhow::Error)>>,
+    out: &'a Output,
+}
 
-impl Failures {
+impl Failures<'_> {
     async fn step<T>(
         &self,
         name: &'static str,
         work: impl Future<Output = Result<T>>,
     ) -> Result<Arc<T>, Failed> {
-        match work.await {
+        let line = self.out.step(name);
+        let result = work.await;
+        line.finish(match &result {
+            Ok(_) => Ok(()),
+            Err(e) if e.downcast_ref::<DependencyFailed>().is_some() => {
+                Err("a step it needs failed")
+            }
+            Err(_) => Err("see below"),
+        });
+        match result {
             Ok(v) => Ok(Arc::new(v)),
             Err(e) if e.downcast_ref::<DependencyFailed>().is_some() => Err(Failed),
             Err(e) => {
-                self.0
+                self.failed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push((name, e));
@@ -57,7 +69,7 @@ impl Failures {
     }
 
     fn into_result(self) -> Result<()> {
-        let failures = self.0.into_inner().unwrap_or_else(|p| p.into_inner());
+        let failures = self.failed.into_inner().unwrap_or_else(|p| p.into_inner());
         match failures.len() {
             0 => Ok(()),
             1 => {
@@ -128,7 +140,10 @@ pub async fn allowed_cidrs(ctx: &Ctx, access: &AccessArgs) -> Result<Vec<Cidr>> 
 }
 
 pub async fn up(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
-    let failures = Failures::default();
+    let failures = Failures {
+        failed: Mutex::default(),
+        out: &ctx.out,
+    };
     run_up(ctx, args, sizes, &failures).await;
     failures.into_result()
 }
@@ -145,7 +160,7 @@ fn input<T>(r: Result<Arc<T>, Failed>) -> Result<Arc<T>> {
 /// Every node first looks up what exists (all of them at once, beside the account check),
 /// then waits for its inputs, then creates what is missing. A cold `up` is therefore one
 /// round of look-ups, then the chain security group -> launch configuration -> ASG.
-async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures) {
+async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
     let role_name = args.role.instance_role.as_str();
     // Nothing is written to the state file before the account and region are checked.
     let bound = f.step("account", ctx.bind_account()).shared();

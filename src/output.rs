@@ -157,8 +157,26 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+/// The live line of one step (nothing when stderr is not a terminal).
+pub struct StepLine {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl StepLine {
+    pub fn finish(self, outcome: Result<(), &str>) {
+        if let Some(bar) = self.bar {
+            match outcome {
+                Ok(()) => bar.finish_with_message("done"),
+                Err(why) => bar.finish_with_message(format!("FAILED: {why}")),
+            }
+        }
+    }
+}
+
 pub struct Output {
     format: OutputFormat,
+    /// Live step lines, on a terminal only (not with -q).
+    bars: Option<indicatif::MultiProgress>,
     quiet: bool,
     started: Instant,
     stderr_is_terminal: bool,
@@ -178,11 +196,15 @@ pub struct Output {
 
 impl Output {
     pub fn new(format: OutputFormat, quiet: bool) -> Self {
+        let stderr_is_terminal = std::io::stderr().is_terminal();
         Self {
             format,
             quiet,
+            bars: (stderr_is_terminal && !quiet).then(|| {
+                indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+            }),
             started: Instant::now(),
-            stderr_is_terminal: std::io::stderr().is_terminal(),
+            stderr_is_terminal,
             changes: Mutex::default(),
             leftovers: Mutex::default(),
             warnings: Mutex::default(),
@@ -251,12 +273,35 @@ impl Output {
             return;
         }
         let elapsed = self.started.elapsed().as_secs_f64();
+        if let Some(bars) = &self.bars {
+            // Printed above the live step lines.
+            let _ = bars.println(format!("[{elapsed:6.1}s] {}", message.as_ref()));
+            return;
+        }
         let mut err = std::io::stderr().lock();
         if self.stderr_is_terminal {
             let _ = writeln!(err, "[{elapsed:6.1}s] {}", message.as_ref());
         } else {
             let _ = writeln!(err, "{} [{elapsed:.1}s] {}", timestamp(), message.as_ref());
         }
+    }
+
+    /// A live line for one step, with a spinner and its elapsed time, on a terminal only.
+    pub fn step(&self, name: &str) -> StepLine {
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = bars.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {prefix:<22} {elapsed:>4} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(name.to_owned());
+            bar.set_message("working");
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        StepLine { bar }
     }
 
     pub fn warn(&self, message: impl Into<String>) {
