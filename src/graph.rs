@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Result};
 use futures::FutureExt;
 
+use crate::aws::AwsResultExt;
 use crate::checkip;
 use crate::cli::{AccessArgs, UpArgs};
 use crate::context::Ctx;
@@ -115,6 +116,26 @@ impl Failures<'_> {
             }
         }
     }
+}
+
+/// The availability zones of the region where the instance type is offered.
+async fn offered_zones(ctx: &Ctx, instance_type: &str) -> Result<Vec<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instance_type_offerings()
+        .location_type(aws_sdk_ec2::types::LocationType::AvailabilityZone)
+        .filters(crate::aws::ec2_filter("instance-type", &[instance_type]))
+        .send()
+        .await
+        .aws(format!("looking up where {instance_type} is offered"))?;
+    let mut zones: Vec<String> = out
+        .instance_type_offerings()
+        .iter()
+        .filter_map(|o| o.location().map(str::to_owned))
+        .collect();
+    zones.sort();
+    Ok(zones)
 }
 
 /// The CIDRs to open the demo's ports to: `--allow-cidr`, else what the stack already uses,
@@ -238,11 +259,56 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
         })
     };
 
+    // The cheap part of `doctor`, beside the first look-ups: is the instance type offered in
+    // the chosen AZ? Checked before any instance is asked for; skipped once the stack runs.
+    let preflight = {
+        let network = network.clone();
+        f.step("preflight", async move {
+            if ctx.state.resources().launch_config.is_some() {
+                return Ok(());
+            }
+            let (offered, network) =
+                futures::join!(offered_zones(ctx, &args.instance.instance_type), network);
+            let network = input(network)?;
+            let offered = offered?;
+            let missing: Vec<&String> = network
+                .availability_zones
+                .iter()
+                .filter(|az| !offered.contains(az))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            Err(anyhow!(
+                "instance type {} is not offered in {}; offered in: {}\n  what to do: pick \
+                 another --instance-type, or --availability-zone / --subnet-id in one of those",
+                args.instance.instance_type,
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if offered.is_empty() {
+                    "no zone of this region".to_owned()
+                } else {
+                    offered.join(", ")
+                }
+            ))
+        })
+    }
+    .shared();
+
     let consul = {
-        let (network, group, ami) = (network.clone(), group.clone(), ami.clone());
+        let (network, group, ami, preflight) = (
+            network.clone(),
+            group.clone(),
+            ami.clone(),
+            preflight.clone(),
+        );
         f.step("consul-server", async move {
-            let (found, network, group, ami) =
-                futures::join!(consul_server::find(ctx), network, group, ami);
+            let (found, network, group, ami, preflight) =
+                futures::join!(consul_server::find(ctx), network, group, ami, preflight);
+            input(preflight)?;
             let (network, group, ami) = (input(network)?, input(group)?, input(ami)?);
             consul_server::ensure_found(ctx, found?, &network, &group.0, &ami, &args.instance).await
         })
@@ -251,12 +317,14 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
     let launch = {
         let (group, ami, role) = (group.clone(), ami.clone(), role.clone());
         f.step("launch-config", async move {
-            let (found, group, ami, role) = futures::join!(
+            let (found, group, ami, role, preflight) = futures::join!(
                 launch_config::find(ctx, args.launch_template),
                 group,
                 ami,
-                role
+                role,
+                preflight
             );
+            input(preflight)?;
             let (group, ami, role) = (input(group)?, input(ami)?, input(role)?);
             let launch = NodeLaunch {
                 sg: &group.0,
