@@ -186,20 +186,9 @@ async fn auto_scaling_group(ctx: &Ctx) -> Result<Option<AsgRecord>> {
 }
 
 async fn log_group(ctx: &Ctx) -> Result<Option<LogGroupRecord>> {
-    let name = ctx.stack.log_group();
-    let out = ctx
-        .aws
-        .logs
-        .describe_log_groups()
-        .log_group_name_prefix(&name)
-        .send()
-        .await
-        .aws(format!("looking for log group {name}"))?;
-    Ok(out
-        .log_groups()
-        .iter()
-        .any(|g| g.log_group_name() == Some(name.as_str()))
-        .then_some(LogGroupRecord { name }))
+    Ok(steps::log_group::find(ctx).await?.then(|| LogGroupRecord {
+        name: ctx.stack.log_group(),
+    }))
 }
 
 async fn role_policy(ctx: &Ctx, role: &str) -> Result<Option<RoleRecord>> {
