@@ -336,15 +336,17 @@ pub struct AccessArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct InstanceArgs {
-    /// EC2 instance type of the consul server and the ECS nodes
-    #[arg(long, default_value = "m4.xlarge", value_parser = parse_instance_type)]
-    pub instance_type: String,
+    /// EC2 instance type of the consul server and the ECS nodes [default: as the last `up`
+    /// asked, else m4.xlarge]
+    #[arg(long, value_parser = parse_instance_type)]
+    pub instance_type: Option<String>,
 
-    /// EC2 key pair for ssh access [default: none]
+    /// EC2 key pair for ssh access [default: as the last `up` asked, else none]
     #[arg(long, value_name = "NAME")]
     pub key_pair: Option<String>,
 
-    /// AMI id [default: the ECS-optimized Amazon Linux 2023 AMI, from SSM]
+    /// AMI id [default: as the last `up` asked, else the ECS-optimized Amazon Linux 2023 AMI,
+    /// from SSM]
     #[arg(long, value_name = "AMI_ID")]
     pub ami: Option<String>,
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 // Checks that an account or endpoint may not answer get one attempt: `unknown` is an answer.
 use crate::aws::{describe_error, error_code, no_retry, Aws};
 use crate::cli::UpArgs;
+use crate::state::InstanceSettings;
 use crate::steps::ami::ECS_AMI_PARAMETER;
 
 /// EC2 "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", in vCPUs.
@@ -55,7 +56,12 @@ fn line(check: &str, verdict: Verdict, detail: impl Into<String>, fix: Option<&s
 }
 
 /// Runs every check (all at once where they do not depend on each other).
-pub async fn doctor(aws: &Aws, args: &UpArgs, max_nodes: u32) -> Vec<DoctorLine> {
+pub async fn doctor(
+    aws: &Aws,
+    args: &UpArgs,
+    instance: &InstanceSettings,
+    max_nodes: u32,
+) -> Vec<DoctorLine> {
     let mut lines = vec![line("region", Verdict::Ok, aws.region.clone(), None)];
     let identity = async {
         match aws.sts.get_caller_identity().send().await {
@@ -86,8 +92,8 @@ pub async fn doctor(aws: &Aws, args: &UpArgs, max_nodes: u32) -> Vec<DoctorLine>
     let ((identity_line, caller_arn), network, key, ami, lc, quota) = futures::join!(
         identity,
         network(aws, args),
-        key_pair(aws, args),
-        ami(aws, args),
+        key_pair(aws, instance),
+        ami(aws, instance),
         launch_configurations(aws),
         vcpu_quota(aws),
     );
@@ -106,7 +112,7 @@ pub async fn doctor(aws: &Aws, args: &UpArgs, max_nodes: u32) -> Vec<DoctorLine>
         lines.push(k);
     }
     lines.push(ami);
-    let (type_line, vcpus) = instance_type(aws, &args.instance.instance_type, az.as_deref()).await;
+    let (type_line, vcpus) = instance_type(aws, &instance.instance_type, az.as_deref()).await;
     lines.push(type_line);
     lines.push(match (quota, vcpus) {
         (Ok(limit), Some(per)) => {
@@ -130,7 +136,7 @@ pub async fn doctor(aws: &Aws, args: &UpArgs, max_nodes: u32) -> Vec<DoctorLine>
         (Ok(limit), None) => line(
             "on-demand vCPU quota",
             Verdict::Unknown,
-            format!("quota {limit}, but the vCPUs of {} are unknown", args.instance.instance_type),
+            format!("quota {limit}, but the vCPUs of {} are unknown", instance.instance_type),
             None,
         ),
         (Err(why), _) => line("on-demand vCPU quota", Verdict::Unknown, why, None),
@@ -205,8 +211,8 @@ async fn network(aws: &Aws, args: &UpArgs) -> Result<(DoctorLine, Option<String>
     }
 }
 
-async fn key_pair(aws: &Aws, args: &UpArgs) -> Option<DoctorLine> {
-    let key = args.instance.key_pair.as_deref()?;
+async fn key_pair(aws: &Aws, instance: &InstanceSettings) -> Option<DoctorLine> {
+    let key = instance.key_pair.as_deref()?;
     Some(
         match aws.ec2.describe_key_pairs().key_names(key).send().await {
             Ok(out) if !out.key_pairs().is_empty() => line("key pair", Verdict::Ok, key, None),
@@ -227,8 +233,8 @@ async fn key_pair(aws: &Aws, args: &UpArgs) -> Option<DoctorLine> {
     )
 }
 
-async fn ami(aws: &Aws, args: &UpArgs) -> DoctorLine {
-    let id = match &args.instance.ami {
+async fn ami(aws: &Aws, instance: &InstanceSettings) -> DoctorLine {
+    let id = match &instance.ami {
         Some(id) => id.clone(),
         None => match aws.ssm.get_parameter().name(ECS_AMI_PARAMETER).send().await {
             Ok(out) => match out.parameter().and_then(|p| p.value()) {

@@ -26,6 +26,7 @@ use crate::cli::{AccessArgs, UpArgs};
 use crate::context::Ctx;
 use crate::output::Output;
 use crate::stack::{Cidr, Sizes};
+use crate::state::InstanceSettings;
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{
     ami, asg, cluster, consul_server, daemons, launch_config, log_group, network, role_policy,
@@ -160,12 +161,12 @@ pub async fn allowed_cidrs(ctx: &Ctx, access: &AccessArgs) -> Result<Vec<Cidr>> 
     Ok(cidrs)
 }
 
-pub async fn up(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
+pub async fn up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, instance: &InstanceSettings) -> Result<()> {
     let failures = Failures {
         failed: Mutex::default(),
         out: &ctx.out,
     };
-    run_up(ctx, args, sizes, &failures).await;
+    run_up(ctx, args, sizes, instance, &failures).await;
     failures.into_result()
 }
 
@@ -181,10 +182,21 @@ fn input<T>(r: Result<Arc<T>, Failed>) -> Result<Arc<T>> {
 /// Every node first looks up what exists (all of them at once, beside the account check),
 /// then waits for its inputs, then creates what is missing. A cold `up` is therefore one
 /// round of look-ups, then the chain security group -> launch configuration -> ASG.
-async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
+async fn run_up(
+    ctx: &Ctx,
+    args: &UpArgs,
+    sizes: Sizes,
+    instance: &InstanceSettings,
+    f: &Failures<'_>,
+) {
     let role_name = args.role.instance_role.as_str();
     // Nothing is written to the state file before the account and region are checked.
-    let bound = f.step("account", ctx.bind_account()).shared();
+    let bound = f
+        .step("account", async {
+            ctx.bind_account().await?;
+            ctx.state.update(|s| s.instance = Some(instance.clone()))
+        })
+        .shared();
 
     let network = {
         let bound = bound.clone();
@@ -201,7 +213,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
         .step("allowed-cidrs", allowed_cidrs(ctx, &args.access))
         .shared();
     let ami = f
-        .step("ami", ami::resolve(ctx, args.instance.ami.as_deref()))
+        .step("ami", ami::resolve(ctx, instance.ami.as_deref()))
         .shared();
     let role = {
         let bound = bound.clone();
@@ -268,7 +280,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
                 return Ok(());
             }
             let (offered, network) =
-                futures::join!(offered_zones(ctx, &args.instance.instance_type), network);
+                futures::join!(offered_zones(ctx, &instance.instance_type), network);
             let network = input(network)?;
             let offered = offered?;
             let missing: Vec<&String> = network
@@ -282,7 +294,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
             Err(anyhow!(
                 "instance type {} is not offered in {}; offered in: {}\n  what to do: pick \
                  another --instance-type, or --availability-zone / --subnet-id in one of those",
-                args.instance.instance_type,
+                instance.instance_type,
                 missing
                     .iter()
                     .map(|s| s.as_str())
@@ -310,7 +322,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
                 futures::join!(consul_server::find(ctx), network, group, ami, preflight);
             input(preflight)?;
             let (network, group, ami) = (input(network)?, input(group)?, input(ami)?);
-            consul_server::ensure_found(ctx, found?, &network, &group.0, &ami, &args.instance).await
+            consul_server::ensure_found(ctx, found?, &network, &group.0, &ami, instance).await
         })
     };
 
@@ -330,7 +342,7 @@ async fn run_up(ctx: &Ctx, args: &UpArgs, sizes: Sizes, f: &Failures<'_>) {
                 sg: &group.0,
                 role: &role,
                 ami: &ami,
-                instance: &args.instance,
+                instance,
             };
             launch_config::ensure_found(ctx, found?, &launch, args.launch_template).await
         })

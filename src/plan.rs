@@ -11,7 +11,9 @@ use crate::cli::UpArgs;
 use crate::context::Ctx;
 use crate::output::{Action, ResourceKind};
 use crate::stack::Sizes;
-use crate::state::{LaunchConfigKind, LaunchConfigRecord, RoleRecord, SecurityGroupRecord};
+use crate::state::{
+    InstanceSettings, LaunchConfigKind, LaunchConfigRecord, RoleRecord, SecurityGroupRecord,
+};
 use crate::steps::{
     ami, asg, cluster, consul_server, daemons, launch_config, log_group, network, role_policy,
     security_group, task_definitions,
@@ -60,7 +62,12 @@ async fn vcpus(ctx: &Ctx, instance_type: &str) -> Result<Option<i32>> {
         .and_then(|v| v.default_v_cpus()))
 }
 
-pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
+pub async fn plan(
+    ctx: &Ctx,
+    args: &UpArgs,
+    sizes: Sizes,
+    instance: &InstanceSettings,
+) -> Result<()> {
     let role_name = args.role.instance_role.as_str();
     let cluster_name = ctx.stack.cluster();
     let asg_name = ctx.stack.asg();
@@ -75,9 +82,9 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
         launch_config::find(ctx, args.launch_template),
         asg::describe(ctx, &asg_name),
         daemons::find(ctx, &cluster_name),
-        vcpus(ctx, &args.instance.instance_type),
+        vcpus(ctx, &instance.instance_type),
     );
-    let ami = ami::resolve(ctx, args.instance.ami.as_deref()).await;
+    let ami = ami::resolve(ctx, instance.ami.as_deref()).await;
     let (net, groups, consul, cluster, role, families) =
         (net?, groups?, consul?, cluster?, role?, families?);
     let (logs, launch, group, services) = (logs?, launch?, group?, services?);
@@ -194,34 +201,42 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
             launch.configuration.is_some(),
         )
     };
-    let launch_diffs = match (
-        &launch.configuration,
-        security_group::ours_in(ctx, &groups, &net.vpc_id)?,
-        &ami,
-    ) {
-        (Some(lc), Some(g), Ok(ami)) => {
-            let sg = SecurityGroupRecord {
-                id: crate::ids::SecurityGroupId::from(g.group_id().unwrap_or_default()),
-                name: sg_name.clone(),
-                vpc_id: net.vpc_id.clone(),
-                allowed_cidrs: Vec::new(),
-            };
-            let role = RoleRecord {
-                role_name: role_name.to_owned(),
-                instance_profile_name: role_name.to_owned(),
-                policy_name: ctx.stack.role_policy(),
-                created_role: false,
-                created_instance_profile: false,
-            };
-            let user_data =
-                aws_smithy_types::base64::encode(crate::templates::node_user_data(&ctx.stack)?);
+    let sg_record =
+        security_group::ours_in(ctx, &groups, &net.vpc_id)?.map(|g| SecurityGroupRecord {
+            id: crate::ids::SecurityGroupId::from(g.group_id().unwrap_or_default()),
+            name: sg_name.clone(),
+            vpc_id: net.vpc_id.clone(),
+            allowed_cidrs: Vec::new(),
+        });
+    let role_record = RoleRecord {
+        role_name: role_name.to_owned(),
+        instance_profile_name: role_name.to_owned(),
+        policy_name: ctx.stack.role_policy(),
+        created_role: false,
+        created_instance_profile: false,
+    };
+    let launch_diffs = match (&sg_record, &ami) {
+        (Some(sg), Ok(ami)) => {
             let node = launch_config::NodeLaunch {
-                sg: &sg,
-                role: &role,
+                sg,
+                role: &role_record,
                 ami,
-                instance: &args.instance,
+                instance,
             };
-            launch_config::configuration_differences(lc, &node, &user_data)
+            if let Some(lc) = launch.configuration.as_ref().filter(|_| !uses_template) {
+                let user_data =
+                    aws_smithy_types::base64::encode(crate::templates::node_user_data(&ctx.stack)?);
+                launch_config::configuration_differences(lc, &node, &user_data)
+            } else if let Some(id) = launch
+                .template
+                .as_ref()
+                .filter(|_| uses_template)
+                .and_then(|t| t.launch_template_id())
+            {
+                launch_config::template_differences(ctx, id, &node).await?
+            } else {
+                Vec::new()
+            }
         }
         _ => Vec::new(),
     };
@@ -233,13 +248,22 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
     match (launch_exists, launch_diffs.is_empty()) {
         (false, _) => row(launch_kind, &launch_name, Action::Create, None),
         (true, true) => row(launch_kind, &launch_name, Action::Keep, None),
+        (true, false) if uses_template => row(
+            launch_kind,
+            &launch_name,
+            Action::Repair,
+            Some(format!(
+                "differs in {}: a new template version; running nodes are not replaced",
+                launch_diffs.join(", ")
+            )),
+        ),
         (true, false) => row(
             launch_kind,
             &launch_name,
             Action::Replace,
             Some(format!(
-                "{} differ: a new launch configuration, the ASG pointed at it; running nodes \
-                 are not replaced",
+                "differs in {}: a new launch configuration, the ASG pointed at it; running \
+                 nodes are not replaced",
                 launch_diffs.join(", ")
             )),
         ),
@@ -324,7 +348,7 @@ pub async fn plan(ctx: &Ctx, args: &UpArgs, sizes: Sizes) -> Result<()> {
     });
     let instances = 1 + sizes.max;
     ctx.out.plan_summary(PlanSummary {
-        instance_type: args.instance.instance_type.clone(),
+        instance_type: instance.instance_type.clone(),
         vcpus_per_instance,
         instances_at_most: instances,
         vcpus_at_most: vcpus_per_instance.map(|v| v * instances as i32),

@@ -12,7 +12,7 @@ use crate::context::{state_path, Ctx};
 use crate::output::Action;
 use crate::output::Output;
 use crate::stack::{Sizes, UsageError};
-use crate::state::StateStore;
+use crate::state::{InstanceSettings, StateStore};
 use crate::steps::launch_config::NodeLaunch;
 use crate::steps::{self, missing_step};
 use crate::verify::{ChecksFailed, Targets};
@@ -90,6 +90,18 @@ fn command_name(command: &Command) -> &'static str {
     }
 }
 
+/// The instances' settings: flags, else what the last `up` asked for (state file), else the
+/// defaults.
+fn resolve_instance(
+    global: &crate::cli::GlobalArgs,
+    args: &crate::cli::InstanceArgs,
+) -> Result<InstanceSettings> {
+    let recorded = StateStore::open(&state_path(global), &global.stack)?
+        .snapshot()
+        .and_then(|s| s.instance);
+    Ok(InstanceSettings::resolve(args, recorded.as_ref()))
+}
+
 /// The ASG sizes: flags, else what the last `up` asked for (state file), else the defaults.
 /// Checked before any AWS call.
 fn resolve_sizes(global: &crate::cli::GlobalArgs, args: &crate::cli::SizeArgs) -> Result<Sizes> {
@@ -106,23 +118,25 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
     match &cli.command {
         Command::Plan(args) | Command::Up(args @ crate::cli::UpArgs { dry_run: true, .. }) => {
             let sizes = resolve_sizes(global, &args.size)?;
+            let instance = resolve_instance(global, &args.instance)?;
             let ctx = connect().await?;
-            plan::plan(&ctx, args, sizes).await
+            plan::plan(&ctx, args, sizes, &instance).await
         }
         Command::Doctor(args) => {
             let sizes = resolve_sizes(global, &args.size)?;
+            let instance = resolve_instance(global, &args.instance)?;
             let aws = crate::aws::Aws::connect(global).await?;
             out.set_region(&aws.region);
-            let lines = doctor::doctor(&aws, args, sizes.max).await;
+            let lines = doctor::doctor(&aws, args, &instance, sizes.max).await;
             let failed = doctor::failure(&lines);
             out.doctor(lines);
             failed.map_or(Ok(()), Err)
         }
         Command::Up(args) => {
             let sizes = resolve_sizes(global, &args.size)?;
-            let ctx =
-                Ctx::new_unbound(global, out.clone(), args.instance.key_pair.as_deref()).await?;
-            graph::up(&ctx, args, sizes).await
+            let instance = resolve_instance(global, &args.instance)?;
+            let ctx = Ctx::new_unbound(global, out.clone(), instance.key_pair.as_deref()).await?;
+            graph::up(&ctx, args, sizes, &instance).await
         }
         Command::Down(args) if args.discover => {
             if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -158,8 +172,8 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             Ok(())
         }
         Command::ConsulServer(args) => {
-            let ctx =
-                Ctx::new_checked(global, out.clone(), args.instance.key_pair.as_deref()).await?;
+            let instance = resolve_instance(global, &args.instance)?;
+            let ctx = Ctx::new_checked(global, out.clone(), instance.key_pair.as_deref()).await?;
             let r = ctx.state.resources();
             let sg = r
                 .security_group
@@ -167,8 +181,8 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             let network = r
                 .network
                 .ok_or_else(|| missing_step("network", "security-group"))?;
-            let ami = steps::ami::resolve(&ctx, args.instance.ami.as_deref()).await?;
-            steps::consul_server::ensure(&ctx, &network, &sg, &ami, &args.instance).await?;
+            let ami = steps::ami::resolve(&ctx, instance.ami.as_deref()).await?;
+            steps::consul_server::ensure(&ctx, &network, &sg, &ami, &instance).await?;
             Ok(())
         }
         Command::Cluster => {
@@ -187,8 +201,8 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
             Ok(())
         }
         Command::LaunchConfig(args) => {
-            let ctx =
-                Ctx::new_checked(global, out.clone(), args.instance.key_pair.as_deref()).await?;
+            let instance = resolve_instance(global, &args.instance)?;
+            let ctx = Ctx::new_checked(global, out.clone(), instance.key_pair.as_deref()).await?;
             let r = ctx.state.resources();
             let sg = r
                 .security_group
@@ -202,12 +216,12 @@ async fn dispatch(cli: &Cli, out: &Arc<Output>) -> Result<()> {
                         "role-policy",
                     )
                 })?;
-            let ami = steps::ami::resolve(&ctx, args.instance.ami.as_deref()).await?;
+            let ami = steps::ami::resolve(&ctx, instance.ami.as_deref()).await?;
             let launch = NodeLaunch {
                 sg: &sg,
                 role: &role,
                 ami: &ami,
-                instance: &args.instance,
+                instance: &instance,
             };
             steps::launch_config::ensure(&ctx, &launch, args.launch_template).await?;
             Ok(())

@@ -28,6 +28,42 @@ pub struct State {
     pub account_id: String,
     #[serde(default)]
     pub resources: Resources,
+    /// What the last `up` asked for, so that a later run without those flags keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceSettings>,
+}
+
+/// The instances' settings: from the flags, else the last `up`, else the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSettings {
+    pub instance_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pair: Option<String>,
+    /// Absent: the ECS-optimized AMI from SSM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+}
+
+impl InstanceSettings {
+    pub const DEFAULT_INSTANCE_TYPE: &'static str = "m4.xlarge";
+
+    pub fn resolve(args: &crate::cli::InstanceArgs, recorded: Option<&InstanceSettings>) -> Self {
+        Self {
+            instance_type: args
+                .instance_type
+                .clone()
+                .or_else(|| recorded.map(|r| r.instance_type.clone()))
+                .unwrap_or_else(|| Self::DEFAULT_INSTANCE_TYPE.to_owned()),
+            key_pair: args
+                .key_pair
+                .clone()
+                .or_else(|| recorded.and_then(|r| r.key_pair.clone())),
+            ami: args
+                .ami
+                .clone()
+                .or_else(|| recorded.and_then(|r| r.ami.clone())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -258,6 +294,7 @@ impl StateStore {
                     region: region.to_owned(),
                     account_id: account_id.to_owned(),
                     resources: Resources::default(),
+                    instance: None,
                 });
                 Ok(())
             }

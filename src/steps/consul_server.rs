@@ -13,10 +13,10 @@ use crate::aws::{
     classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
     Poll,
 };
-use crate::cli::InstanceArgs;
 use crate::context::Ctx;
 use crate::ids::InstanceId;
 use crate::output::{Action, ResourceKind};
+use crate::state::InstanceSettings;
 use crate::state::{InstanceRecord, Network, SecurityGroupRecord};
 use crate::templates;
 
@@ -61,7 +61,7 @@ pub async fn ensure(
     network: &Network,
     sg: &SecurityGroupRecord,
     ami: &str,
-    args: &InstanceArgs,
+    args: &InstanceSettings,
 ) -> Result<InstanceRecord> {
     let found = find(ctx).await?;
     ensure_found(ctx, found, network, sg, ami, args).await
@@ -74,7 +74,7 @@ pub async fn ensure_found(
     network: &Network,
     sg: &SecurityGroupRecord,
     ami: &str,
-    args: &InstanceArgs,
+    args: &InstanceSettings,
 ) -> Result<InstanceRecord> {
     let name = ctx.stack.consul_server_tag();
     if let Some(id) = found {

@@ -23,10 +23,10 @@ use crate::aws::{
     classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
     Poll,
 };
-use crate::cli::InstanceArgs;
 use crate::context::Ctx;
 use crate::ids::LaunchTemplateId;
 use crate::output::{Action, ResourceKind};
+use crate::state::InstanceSettings;
 use crate::state::{LaunchConfigKind, LaunchConfigRecord, RoleRecord, SecurityGroupRecord};
 use crate::templates;
 
@@ -38,7 +38,7 @@ pub struct NodeLaunch<'a> {
     pub sg: &'a SecurityGroupRecord,
     pub role: &'a RoleRecord,
     pub ami: &'a str,
-    pub instance: &'a InstanceArgs,
+    pub instance: &'a InstanceSettings,
 }
 
 /// What exists of the two ways to launch nodes.
@@ -254,6 +254,94 @@ async fn ensure_configuration(
     Ok(Some(record))
 }
 
+/// The launch template data `up` wants for the nodes.
+fn template_data(ctx: &Ctx, launch: &NodeLaunch<'_>) -> Result<RequestLaunchTemplateData> {
+    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
+    let mut data = RequestLaunchTemplateData::builder()
+        .image_id(launch.ami)
+        .instance_type(InstanceType::from(launch.instance.instance_type.as_str()))
+        .user_data(user_data)
+        .iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .name(&launch.role.instance_profile_name)
+                .build(),
+        )
+        .security_group_ids(launch.sg.id.as_str())
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(LaunchTemplateHttpTokensState::Required)
+                .http_put_response_hop_limit(2)
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .build(),
+        );
+    if let Some(key) = &launch.instance.key_pair {
+        data = data.key_name(key);
+    }
+    Ok(data.build())
+}
+
+/// How the template's latest version differs from what `up` would make, in words.
+pub async fn template_differences(
+    ctx: &Ctx,
+    template_id: &str,
+    launch: &NodeLaunch<'_>,
+) -> Result<Vec<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template_id)
+        .versions("$Latest")
+        .send()
+        .await
+        .aws(format!(
+            "reading the latest version of launch template {template_id}"
+        ))?;
+    let Some(data) = out
+        .launch_template_versions()
+        .first()
+        .and_then(|v| v.launch_template_data())
+    else {
+        return Ok(vec!["no version".to_owned()]);
+    };
+    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
+    let mut diffs = Vec::new();
+    if data.image_id() != Some(launch.ami) {
+        diffs.push(format!(
+            "AMI {} -> {}",
+            data.image_id().unwrap_or("?"),
+            launch.ami
+        ));
+    }
+    let instance_type = data.instance_type().map(|t| t.as_str().to_owned());
+    if instance_type.as_deref() != Some(launch.instance.instance_type.as_str()) {
+        diffs.push(format!(
+            "instance type {} -> {}",
+            instance_type.as_deref().unwrap_or("?"),
+            launch.instance.instance_type
+        ));
+    }
+    if data.user_data() != Some(user_data.as_str()) {
+        diffs.push("node user data".to_owned());
+    }
+    if data.iam_instance_profile().and_then(|p| p.name())
+        != Some(launch.role.instance_profile_name.as_str())
+    {
+        diffs.push("instance profile".to_owned());
+    }
+    if !data
+        .security_group_ids()
+        .iter()
+        .any(|g| g == launch.sg.id.as_str())
+    {
+        diffs.push("security group".to_owned());
+    }
+    if data.key_name().filter(|k| !k.is_empty()) != launch.instance.key_pair.as_deref() {
+        diffs.push("key pair".to_owned());
+    }
+    Ok(diffs)
+}
+
 /// The stack's current launch configuration: the one the state file names, else `<stack>-lc`.
 pub fn current_configuration_name(ctx: &Ctx) -> String {
     ctx.state
@@ -369,32 +457,33 @@ async fn ensure_template(
         };
         ctx.state
             .update(|s| s.resources.launch_config = Some(record.clone()))?;
+        // A changed node launch becomes a new version; the ASG uses $Latest, so new nodes
+        // get it. Running nodes are not replaced.
+        let diffs = template_differences(ctx, id, launch).await?;
+        let action = if diffs.is_empty() {
+            Action::Kept
+        } else {
+            ctx.out.progress(format!(
+                "launch template {name} differs ({}): adding a version",
+                diffs.join("; ")
+            ));
+            ctx.aws
+                .ec2
+                .create_launch_template_version()
+                .launch_template_id(id)
+                .version_description("l5d-ecs ECS node")
+                .launch_template_data(template_data(ctx, launch)?)
+                .send()
+                .await
+                .aws(format!("adding a version to launch template {name}"))?;
+            Action::Updated
+        };
         ctx.out
-            .record(ResourceKind::LaunchTemplate, &name, id, Action::Kept);
+            .record(ResourceKind::LaunchTemplate, &name, id, action);
         return Ok(record);
     }
-    let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
-    let mut data = RequestLaunchTemplateData::builder()
-        .image_id(launch.ami)
-        .instance_type(InstanceType::from(launch.instance.instance_type.as_str()))
-        .user_data(user_data)
-        .iam_instance_profile(
-            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
-                .name(&launch.role.instance_profile_name)
-                .build(),
-        )
-        .security_group_ids(launch.sg.id.as_str())
-        .metadata_options(
-            LaunchTemplateInstanceMetadataOptionsRequest::builder()
-                .http_tokens(LaunchTemplateHttpTokensState::Required)
-                .http_put_response_hop_limit(2)
-                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
-                .build(),
-        );
-    if let Some(key) = &launch.instance.key_pair {
-        data = data.key_name(key);
-    }
-    let data = data.build();
+    let data = template_data(ctx, launch)?;
+
     let token = ctx
         .state
         .lineage()
