@@ -52,52 +52,69 @@ pub async fn ensure_found(
     task_definitions: &BTreeMap<String, TaskDefinitionRecord>,
 ) -> Result<BTreeMap<String, ServiceRecord>> {
     let names: Vec<String> = DAEMON_APPS.iter().map(|a| ctx.stack.family(a)).collect();
-    let mut records = BTreeMap::new();
-    for name in &names {
-        let task_definition = task_definitions.get(name).ok_or_else(|| {
-            super::missing_step(&format!("task definition {name}"), "register-tasks")
-        })?;
-        let existing = found
+    // The three services are independent: made (or repaired) at once.
+    let results = futures::future::join_all(
+        names
             .iter()
-            .find(|s| s.service_name() == Some(name.as_str()) && s.status() == Some("ACTIVE"));
-        let (arn, action) = match existing {
-            Some(service) => {
-                let arn = service.service_arn().unwrap_or_default().to_owned();
-                if service.task_definition() == Some(task_definition.arn.as_str()) {
-                    (arn, Action::Kept)
-                } else {
-                    ctx.aws
-                        .ecs
-                        .update_service()
-                        .cluster(&cluster.name)
-                        .service(name)
-                        .task_definition(task_definition.arn.as_str())
-                        .send()
-                        .await
-                        .aws(format!(
-                            "pointing service {name} at {}",
-                            task_definition.arn
-                        ))?;
-                    (arn, Action::Updated)
-                }
-            }
-            None => (
-                create(ctx, cluster, name, task_definition).await?,
-                Action::Created,
-            ),
-        };
-        let record = ServiceRecord {
-            name: name.clone(),
-            arn: Arn::from(arn.as_str()),
-        };
-        ctx.state.update(|s| {
-            s.resources.daemons.insert(name.clone(), record.clone());
-        })?;
-        ctx.out
-            .record(ResourceKind::DaemonService, name, &arn, action);
-        records.insert(name.clone(), record);
+            .map(|name| ensure_one(ctx, found, cluster, task_definitions, name)),
+    )
+    .await;
+    let mut records = BTreeMap::new();
+    for (name, result) in names.iter().zip(results) {
+        records.insert(name.clone(), result?);
     }
     Ok(records)
+}
+
+async fn ensure_one(
+    ctx: &Ctx,
+    found: &[Service],
+    cluster: &ClusterRecord,
+    task_definitions: &BTreeMap<String, TaskDefinitionRecord>,
+    name: &String,
+) -> Result<ServiceRecord> {
+    let task_definition = task_definitions
+        .get(name)
+        .ok_or_else(|| super::missing_step(&format!("task definition {name}"), "register-tasks"))?;
+    let existing = found
+        .iter()
+        .find(|s| s.service_name() == Some(name.as_str()) && s.status() == Some("ACTIVE"));
+    let (arn, action) = match existing {
+        Some(service) => {
+            let arn = service.service_arn().unwrap_or_default().to_owned();
+            if service.task_definition() == Some(task_definition.arn.as_str()) {
+                (arn, Action::Kept)
+            } else {
+                ctx.aws
+                    .ecs
+                    .update_service()
+                    .cluster(&cluster.name)
+                    .service(name)
+                    .task_definition(task_definition.arn.as_str())
+                    .send()
+                    .await
+                    .aws(format!(
+                        "pointing service {name} at {}",
+                        task_definition.arn
+                    ))?;
+                (arn, Action::Updated)
+            }
+        }
+        None => (
+            create(ctx, cluster, name, task_definition).await?,
+            Action::Created,
+        ),
+    };
+    let record = ServiceRecord {
+        name: name.clone(),
+        arn: Arn::from(arn.as_str()),
+    };
+    ctx.state.update(|s| {
+        s.resources.daemons.insert(name.clone(), record.clone());
+    })?;
+    ctx.out
+        .record(ResourceKind::DaemonService, name, &arn, action);
+    Ok(record)
 }
 
 async fn create(
