@@ -221,6 +221,24 @@ where
     }
 }
 
+/// A delete (or detach, or remove) whose target is already gone counts as done: a retry after
+/// a lost response, or someone else, got there first.
+pub fn done_if_gone<T, E, R>(
+    result: std::result::Result<T, SdkError<E, R>>,
+    gone_codes: &[&str],
+    what: impl Display,
+) -> Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if error_code(&e).is_some_and(|c| gone_codes.contains(&c)) => Ok(()),
+        Err(e) => Err(anyhow!("{what}: {}", describe_error(&e))),
+    }
+}
+
 /// The outcome of one look at something being waited for.
 pub enum Poll<T> {
     Ready(T),

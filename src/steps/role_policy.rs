@@ -8,7 +8,9 @@
 use anyhow::{anyhow, bail, Result};
 use aws_sdk_iam::types::Tag;
 
-use crate::aws::{classify, create_once, describe_error, error_code, no_retry, AwsResultExt};
+use crate::aws::{
+    classify, create_once, describe_error, done_if_gone, error_code, no_retry, AwsResultExt,
+};
 use crate::context::Ctx;
 use crate::output::{Action, ResourceKind};
 use crate::stack::{CREATED_BY_TAG, STACK_TAG};
@@ -406,21 +408,25 @@ pub async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
     };
     if let Some(p) = profile_found {
         if p.roles().iter().any(|r| r.role_name() == role) {
-            iam.remove_role_from_instance_profile()
-                .instance_profile_name(profile)
-                .role_name(role)
-                .send()
-                .await
-                .aws(format!(
-                    "removing IAM role {role} from instance profile {profile}"
-                ))?;
+            done_if_gone(
+                iam.remove_role_from_instance_profile()
+                    .instance_profile_name(profile)
+                    .role_name(role)
+                    .send()
+                    .await,
+                &["NoSuchEntity"],
+                format!("removing IAM role {role} from instance profile {profile}"),
+            )?;
         }
         if created_by_l5d_ecs(p.tags()) || record.created_instance_profile {
-            iam.delete_instance_profile()
-                .instance_profile_name(profile)
-                .send()
-                .await
-                .aws(format!("deleting instance profile {profile}"))?;
+            done_if_gone(
+                iam.delete_instance_profile()
+                    .instance_profile_name(profile)
+                    .send()
+                    .await,
+                &["NoSuchEntity"],
+                format!("deleting instance profile {profile}"),
+            )?;
             ctx.out.record(
                 ResourceKind::InstanceProfile,
                 profile,
@@ -437,19 +443,22 @@ pub async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
         .aws(format!("listing the managed policies of IAM role {role}"))?;
     for policy in attached.attached_policies() {
         if let Some(arn) = policy.policy_arn() {
-            iam.detach_role_policy()
-                .role_name(role)
-                .policy_arn(arn)
-                .send()
-                .await
-                .aws(format!("detaching {arn} from IAM role {role}"))?;
+            done_if_gone(
+                iam.detach_role_policy()
+                    .role_name(role)
+                    .policy_arn(arn)
+                    .send()
+                    .await,
+                &["NoSuchEntity"],
+                format!("detaching {arn} from IAM role {role}"),
+            )?;
         }
     }
-    iam.delete_role()
-        .role_name(role)
-        .send()
-        .await
-        .map_err(|e| anyhow!("deleting IAM role {role}: {}", describe_error(&e)))?;
+    done_if_gone(
+        iam.delete_role().role_name(role).send().await,
+        &["NoSuchEntity"],
+        format!("deleting IAM role {role}"),
+    )?;
     ctx.state.update(|s| s.resources.instance_role = None)?;
     ctx.out.record(
         ResourceKind::InstanceRole,
