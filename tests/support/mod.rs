@@ -9,7 +9,13 @@
 //!   real binary with a clean environment (fake credentials, no route to the internet).
 //! - [`Proxy`]: an in-process counting/logging HTTP proxy in front of moto, to prove that a
 //!   command made no AWS call (bad input) or no mutating call (idempotence), to check call
-//!   order, and to inject faults moto cannot produce.
+//!   order, and to inject faults moto cannot produce: scripted answers ([`Proxy::fail`],
+//!   [`FaultResponse`] presets for refusals), lost responses ([`Proxy::drop_times`]), and
+//!   seeded random throttling / bare 503s / lost responses plus latency ([`Chaos`]). Every
+//!   call is logged with the fault it got ([`Call::fault`]).
+//! - [`reliability`]: what the fault-injection suite checks with: an inventory of everything
+//!   of the demo's kinds left in the region (orphans, duplicates), duplicate creates counted
+//!   from the proxy's log, and the per-trial figures for `scripts/reliability-figures`.
 //! - A stand-in ECS agent ([`Aws::register_container_instances`]) and read-back helpers
 //!   ([`Snapshot`], [`RoleInfo`], ...) that look at AWS state through the SDK.
 #![allow(dead_code)]
@@ -30,6 +36,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::net::{TcpListener, TcpStream};
 
 pub mod checks;
+pub mod reliability;
 
 // ---------------------------------------------------------------------------------------------
 // Constants shared by the tests
@@ -332,6 +339,7 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Aws {
@@ -350,6 +358,7 @@ impl Aws {
             autoscaling: aws_sdk_autoscaling::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         }
     }
 }
@@ -553,6 +562,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The process id (None once it has been reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// True once the process has exited.
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
@@ -646,6 +660,50 @@ impl Output {
 // one request per client connection, records (service, operation), forwards it upstream with
 // `Connection: close`, reads the whole response and passes it back with `Connection: close`,
 // so the SDK opens a fresh connection for every call.
+//
+// Fault injection, in this order for every request:
+// 1. a scripted fault for its operation ([`Proxy::fail`], [`Proxy::fail_times`],
+//    [`Proxy::drop_times`]);
+// 2. else the seeded random faults of [`Chaos`]: a protocol-specific throttling error or a
+//    bare 503 instead of forwarding, or forwarding and then closing the connection without an
+//    answer (the server acted, the client sees a transport error);
+// 3. the [`Chaos`] latency, added after the upstream answered and before the client gets it
+//    (so a client killed meanwhile has had its call carried out).
+// Every call is logged with what was done to it ([`Call::fault`]).
+
+/// What the proxy did to one call instead of (or besides) plainly forwarding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Injected {
+    /// Answered with the protocol's throttling error (EC2 `RequestLimitExceeded` 503, query
+    /// `Throttling` 400, JSON `ThrottlingException` 400); not forwarded.
+    Throttle,
+    /// Answered with a bare HTTP 503 (no AWS error body); not forwarded.
+    Unavailable,
+    /// Forwarded, then the connection was closed without an answer.
+    Drop,
+    /// Answered with a scripted response ([`Proxy::fail`] / [`Proxy::fail_times`]); not
+    /// forwarded.
+    Scripted,
+}
+
+impl Injected {
+    pub const ALL: [Injected; 4] = [
+        Injected::Throttle,
+        Injected::Unavailable,
+        Injected::Drop,
+        Injected::Scripted,
+    ];
+
+    /// Short lower-case name, as in the figures.
+    pub fn name(self) -> &'static str {
+        match self {
+            Injected::Throttle => "throttle",
+            Injected::Unavailable => "unavailable",
+            Injected::Drop => "drop",
+            Injected::Scripted => "scripted",
+        }
+    }
+}
 
 /// One call seen by the proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -654,16 +712,107 @@ pub struct Call {
     pub service: String,
     /// Operation: `X-Amz-Target` suffix (JSON protocols), `Action=` (query protocols).
     pub operation: String,
-    /// HTTP status returned to the client.
+    /// HTTP status returned to the client (0 when the response was dropped).
     pub status: u16,
     /// Request body (form or JSON), for closer checks.
     pub body: String,
+    /// The fault injected into this call, if any.
+    pub fault: Option<Injected>,
+    /// What moto answered, when the call was forwarded (also when the answer was then
+    /// dropped): the call was carried out if this is 2xx.
+    pub upstream_status: Option<u16>,
+}
+
+/// Seeded random faults and latency for every call through a [`Proxy`].
+///
+/// Each decision is a pure function of (seed, service, operation, how many calls of that
+/// operation came before), so a run with the same seed sees the same faults; only the order of
+/// concurrent calls of one operation can move a fault from one of them to another.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Chaos {
+    pub seed: u64,
+    /// Share of calls answered with the protocol's throttling error.
+    pub throttle: f64,
+    /// Share of calls answered with a bare HTTP 503.
+    pub unavailable: f64,
+    /// Share of calls forwarded and then left without an answer.
+    pub drop: f64,
+    /// Latency added to every call, uniform between the two bounds.
+    pub latency: Option<(Duration, Duration)>,
+}
+
+impl Chaos {
+    /// No faults, only latency between `min_ms` and `max_ms` per call.
+    pub fn latency_ms(seed: u64, min_ms: u64, max_ms: u64) -> Chaos {
+        Chaos {
+            seed,
+            latency: Some((Duration::from_millis(min_ms), Duration::from_millis(max_ms))),
+            ..Chaos::default()
+        }
+    }
+
+    /// The fault for the `nth` call (0-based) of `service`/`operation`, and its latency.
+    pub fn decide(&self, service: &str, operation: &str, nth: u64) -> (Option<Injected>, Duration) {
+        let key = format!("{service}:{operation}:{nth}");
+        let mut rng = SplitMix64::new(self.seed ^ fnv1a(key.as_bytes()));
+        let roll = rng.next_f64();
+        let fault = if roll < self.throttle {
+            Some(Injected::Throttle)
+        } else if roll < self.throttle + self.unavailable {
+            Some(Injected::Unavailable)
+        } else if roll < self.throttle + self.unavailable + self.drop {
+            Some(Injected::Drop)
+        } else {
+            None
+        };
+        let latency = match self.latency {
+            Some((lo, hi)) if hi > lo => lo + (hi - lo).mul_f64(rng.next_f64()),
+            Some((lo, _)) => lo,
+            None => Duration::ZERO,
+        };
+        (fault, latency)
+    }
+}
+
+/// A small seeded PRNG (SplitMix64), enough for reproducible fault decisions.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// FNV-1a, to turn names into seed material.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 #[derive(Clone, Debug)]
 struct Fault {
     operation: String,
     remaining: Option<usize>,
+    /// Forward the call, then close the connection without answering.
+    drop: bool,
     status: u16,
     content_type: String,
     body: String,
@@ -673,6 +822,13 @@ struct ProxyShared {
     upstream: SocketAddr,
     calls: Mutex<Vec<Call>>,
     faults: Mutex<Vec<Fault>>,
+    chaos: Mutex<Option<Chaos>>,
+    /// Calls per (service, operation) so far, for the chaos decisions.
+    occurrences: Mutex<BTreeMap<(String, String), u64>>,
+    /// Requests received (counted on arrival, before any forwarding).
+    arrivals: tokio::sync::watch::Sender<usize>,
+    /// Requests received and not finished yet.
+    in_flight: tokio::sync::watch::Sender<usize>,
 }
 
 /// Counting/logging (and optionally fault-injecting) proxy in front of moto.
@@ -734,6 +890,10 @@ impl Proxy {
             upstream,
             calls: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            chaos: Mutex::new(None),
+            occurrences: Mutex::new(BTreeMap::new()),
+            arrivals: tokio::sync::watch::channel(0).0,
+            in_flight: tokio::sync::watch::channel(0).0,
         });
         let accept_shared = shared.clone();
         let task = tokio::spawn(async move {
@@ -799,6 +959,98 @@ impl Proxy {
         self.shared.calls.lock().unwrap().clear();
     }
 
+    /// Turns on seeded random faults and latency for every later call (replacing earlier
+    /// settings; the per-operation counters restart).
+    pub fn set_chaos(&self, chaos: Chaos) {
+        *self.shared.chaos.lock().unwrap() = Some(chaos);
+        self.shared.occurrences.lock().unwrap().clear();
+    }
+
+    /// Back to plain forwarding (scripted faults stay).
+    pub fn clear_chaos(&self) {
+        *self.shared.chaos.lock().unwrap() = None;
+    }
+
+    /// Forwards the next `times` calls of `operation` and then closes the connection without
+    /// answering: the server acted, the client sees a transport error.
+    pub fn drop_times(&self, operation: &str, times: usize) {
+        self.shared.faults.lock().unwrap().push(Fault {
+            operation: operation.to_string(),
+            remaining: Some(times),
+            drop: true,
+            status: 0,
+            content_type: String::new(),
+            body: String::new(),
+        });
+    }
+
+    /// Requests received so far (counted on arrival; [`Proxy::clear`] does not reset it).
+    pub fn requests_seen(&self) -> usize {
+        *self.shared.arrivals.borrow()
+    }
+
+    /// Waits until at least `n` requests have arrived in total. False if `timeout` passed
+    /// first.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let mut rx = self.shared.arrivals.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|seen| *seen >= n))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until no request is being handled (a killed client's calls run to their end
+    /// upstream, as they would in AWS). Panics after `timeout`.
+    pub async fn wait_idle(&self, timeout: Duration) {
+        let mut rx = self.shared.in_flight.subscribe();
+        let idle = tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await;
+        assert!(
+            idle.is_ok_and(|r| r.is_ok()),
+            "proxy still handling {} request(s) after {timeout:?}",
+            *self.shared.in_flight.borrow()
+        );
+    }
+
+    /// How many calls got each kind of fault.
+    pub fn fault_counts(&self) -> BTreeMap<Injected, usize> {
+        let mut counts = BTreeMap::new();
+        for call in self.calls() {
+            if let Some(f) = call.fault {
+                *counts.entry(f).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Calls that got a fault: `service:Operation fault`.
+    pub fn faulted_calls(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .filter_map(|c| {
+                c.fault
+                    .map(|f| format!("{}:{} {}", c.service, c.operation, f.name()))
+            })
+            .collect()
+    }
+
+    /// Every call, one line each (`service:Operation status [fault]`), for failure messages.
+    pub fn log(&self) -> String {
+        self.calls()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}:{} {}{}",
+                    c.service,
+                    c.operation,
+                    c.status,
+                    c.fault
+                        .map(|f| format!(" [{}]", f.name()))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Answers every call of `operation` with the given response instead of forwarding it.
     pub fn fail(&self, operation: &str, response: FaultResponse) {
         self.add_fault(operation, None, response);
@@ -818,6 +1070,7 @@ impl Proxy {
         self.shared.faults.lock().unwrap().push(Fault {
             operation: operation.to_string(),
             remaining,
+            drop: false,
             status: response.status,
             content_type: response.content_type,
             body: response.body,
@@ -871,6 +1124,69 @@ impl FaultResponse {
             content_type: "application/x-amz-json-1.1".into(),
             body: serde_json::json!({ "__type": code, "message": message }).to_string(),
         }
+    }
+
+    /// A bare HTTP 503 without an AWS error body.
+    pub fn unavailable() -> FaultResponse {
+        FaultResponse {
+            status: 503,
+            content_type: "text/plain".into(),
+            body: "Service Unavailable".into(),
+        }
+    }
+
+    /// The throttling error of the protocol `request` uses: EC2 `RequestLimitExceeded` (503),
+    /// awsQuery `Throttling` (400), awsJson `ThrottlingException` (400); a bare 503 for
+    /// anything else.
+    fn throttling_for(service: &str, content_type: Option<&str>) -> FaultResponse {
+        let ct = content_type.unwrap_or_default().to_ascii_lowercase();
+        if ct.starts_with("application/x-amz-json") {
+            FaultResponse::json(400, "ThrottlingException", "Rate exceeded")
+        } else if ct.starts_with("application/x-www-form-urlencoded") && service == "ec2" {
+            FaultResponse::ec2(503, "RequestLimitExceeded", "Request limit exceeded.")
+        } else if ct.starts_with("application/x-www-form-urlencoded") {
+            FaultResponse::query(400, "Throttling", "Rate exceeded")
+        } else {
+            FaultResponse::unavailable()
+        }
+    }
+
+    /// EC2 DeleteSecurityGroup refused while network interfaces still use the group.
+    pub fn dependency_violation(group: &str) -> FaultResponse {
+        FaultResponse::ec2(
+            400,
+            "DependencyViolation",
+            &format!("resource {group} has a dependent object"),
+        )
+    }
+
+    /// Auto Scaling refusing to delete something still in use (launch configuration, group).
+    pub fn resource_in_use(what: &str) -> FaultResponse {
+        FaultResponse::query(
+            400,
+            "ResourceInUse",
+            &format!("Cannot delete {what} while it is in use"),
+        )
+    }
+
+    /// Auto Scaling in an account created since late 2024 (no launch configurations).
+    pub fn launch_configurations_unsupported() -> FaultResponse {
+        FaultResponse::query(
+            400,
+            "UnsupportedOperation",
+            "The Launch Configuration creation operation is not available in your account. \
+             Use launch templates to create configuration templates for your Auto Scaling groups.",
+        )
+    }
+
+    /// ECS DeleteCluster while the cluster still holds something (`Tasks`, `Services`,
+    /// `ContainerInstances`).
+    pub fn cluster_contains(what: &str) -> FaultResponse {
+        FaultResponse::json(
+            400,
+            &format!("ClusterContains{what}Exception"),
+            &format!("The Cluster cannot be deleted while {what} are active."),
+        )
     }
 }
 
@@ -1051,15 +1367,63 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Answers what AWS answers where moto, asked the same, fails with an HTML 500 that no AWS
+/// service gives (see the emulator notes):
+/// - RemoveRoleFromInstanceProfile for a role no longer in the profile (the retry of a call
+///   whose response was lost): AWS answers `NoSuchEntity` (404).
+fn fix_moto_quirks(operation: &str, response: Message) -> Message {
+    let status_500 = response.start_line.split_whitespace().nth(1) == Some("500");
+    let html = String::from_utf8_lossy(&response.body[..response.body.len().min(64)])
+        .to_ascii_lowercase()
+        .contains("<!doctype html");
+    if !(status_500 && html) {
+        return response;
+    }
+    let fixed = match operation {
+        "RemoveRoleFromInstanceProfile" => FaultResponse::query(
+            404,
+            "NoSuchEntity",
+            "The role is not in the instance profile.",
+        ),
+        _ => return response,
+    };
+    Message {
+        start_line: format!("HTTP/1.1 {} Fixed", fixed.status),
+        headers: vec![
+            ("Content-Type".into(), fixed.content_type),
+            ("x-amzn-RequestId".into(), "moto-quirk-fixed".into()),
+        ],
+        body: fixed.body.into_bytes(),
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a tokio::sync::watch::Sender<usize>) -> InFlight<'a> {
+        counter.send_modify(|n| *n += 1);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 async fn proxy_one(conn: TcpStream, shared: &ProxyShared) -> std::io::Result<()> {
     let mut client = BufReader::new(conn);
     let Some(request) = read_message(&mut client, true).await? else {
         return Ok(());
     };
+    let _in_flight = InFlight::enter(&shared.in_flight);
+    shared.arrivals.send_modify(|n| *n += 1);
     let (service, operation) = classify(&request);
     let body = String::from_utf8_lossy(&request.body).into_owned();
 
-    let fault = {
+    let scripted = {
         let mut faults = shared.faults.lock().unwrap();
         let found = faults
             .iter_mut()
@@ -1071,8 +1435,55 @@ async fn proxy_one(conn: TcpStream, shared: &ProxyShared) -> std::io::Result<()>
             f.clone()
         })
     };
+    let (random, latency) = {
+        let chaos = shared.chaos.lock().unwrap().clone();
+        match chaos {
+            Some(chaos) => {
+                let nth = {
+                    let mut seen = shared.occurrences.lock().unwrap();
+                    let n = seen
+                        .entry((service.clone(), operation.clone()))
+                        .or_insert(0);
+                    *n += 1;
+                    *n - 1
+                };
+                chaos.decide(&service, &operation, nth)
+            }
+            None => (None, Duration::ZERO),
+        }
+    };
 
-    let response = match fault {
+    // What to do: answer without forwarding, or forward (and maybe drop the answer).
+    let (fault, canned, drop_answer) = match (&scripted, random) {
+        (Some(f), _) if f.drop => (Some(Injected::Drop), None, true),
+        (Some(f), _) => (
+            Some(Injected::Scripted),
+            Some(FaultResponse {
+                status: f.status,
+                content_type: f.content_type.clone(),
+                body: f.body.clone(),
+            }),
+            false,
+        ),
+        (None, Some(Injected::Throttle)) => (
+            Some(Injected::Throttle),
+            Some(FaultResponse::throttling_for(
+                &service,
+                request.header("content-type"),
+            )),
+            false,
+        ),
+        (None, Some(Injected::Unavailable)) => (
+            Some(Injected::Unavailable),
+            Some(FaultResponse::unavailable()),
+            false,
+        ),
+        (None, Some(Injected::Drop)) => (Some(Injected::Drop), None, true),
+        (None, _) => (None, None, false),
+    };
+
+    let forwarded = canned.is_none();
+    let response = match canned {
         Some(f) => Message {
             start_line: format!("HTTP/1.1 {} Injected", f.status),
             headers: vec![
@@ -1089,22 +1500,41 @@ async fn proxy_one(conn: TcpStream, shared: &ProxyShared) -> std::io::Result<()>
                 .ok_or_else(|| std::io::Error::other("upstream closed without a response"))?
         }
     };
-    let status = response
+    let response = if forwarded {
+        fix_moto_quirks(&operation, response)
+    } else {
+        response
+    };
+    let answered: u16 = response
         .start_line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let status = if drop_answer { 0 } else { answered };
+    let upstream_status = forwarded.then_some(answered);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     // Record before answering, so the call is visible once the client has its response.
     shared.calls.lock().unwrap().push(Call {
         service,
         operation,
         status,
         body,
+        fault,
+        upstream_status,
     });
     let conn = client.get_mut();
-    conn.write_all(&response.to_bytes()).await?;
-    conn.shutdown().await?;
+    if drop_answer {
+        // The call was carried out; the client gets no answer at all.
+        let _ = conn.shutdown().await;
+        return Ok(());
+    }
+    // The client may have been killed meanwhile: not the proxy's problem.
+    if conn.write_all(&response.to_bytes()).await.is_ok() {
+        let _ = conn.shutdown().await;
+    }
     Ok(())
 }
 
