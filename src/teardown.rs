@@ -190,12 +190,16 @@ pub async fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
             None => true,
         }
     };
+    // The families are independent: deregistered at once.
     let families = async {
-        let mut ok = true;
-        for family in r.task_definitions.keys() {
-            ok &= o.run(task_definitions::destroy(ctx, family)).await;
-        }
-        ok
+        futures::future::join_all(
+            r.task_definitions
+                .keys()
+                .map(|family| o.run(task_definitions::destroy(ctx, family))),
+        )
+        .await
+        .into_iter()
+        .all(|ok| ok)
     };
     let cluster = async {
         match &r.cluster {
