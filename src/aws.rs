@@ -48,16 +48,26 @@ impl Aws {
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             usage("no AWS region: pass --region, set AWS_REGION, or give the profile a region")
         })?;
+        // Every client logs each call it makes (shown with -v).
+        macro_rules! client {
+            ($service:ident) => {
+                $service::Client::from_conf(
+                    $service::config::Builder::from(&config)
+                        .interceptor(CallLog)
+                        .build(),
+                )
+            };
+        }
         Ok(Self {
             region,
-            ec2: aws_sdk_ec2::Client::new(&config),
-            ecs: aws_sdk_ecs::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            autoscaling: aws_sdk_autoscaling::Client::new(&config),
-            ssm: aws_sdk_ssm::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            quotas: aws_sdk_servicequotas::Client::new(&config),
+            ec2: client!(aws_sdk_ec2),
+            ecs: client!(aws_sdk_ecs),
+            iam: client!(aws_sdk_iam),
+            autoscaling: client!(aws_sdk_autoscaling),
+            ssm: client!(aws_sdk_ssm),
+            sts: client!(aws_sdk_sts),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            quotas: client!(aws_sdk_servicequotas),
         })
     }
 
@@ -93,6 +103,38 @@ where
     match err {
         SdkError::ServiceError(e) => e.err().code(),
         _ => None,
+    }
+}
+
+/// Logs every attempt of every AWS call: service, operation, and the HTTP status it got.
+#[derive(Debug)]
+struct CallLog;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "l5d-ecs call log"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let (service, operation) = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or(("?", "?"), |m| (m.service(), m.name()));
+        match context.response() {
+            Some(response) => tracing::info!(
+                target: "l5d_ecs::aws_call",
+                "{service} {operation} -> HTTP {}",
+                response.status().as_u16()
+            ),
+            None => {
+                tracing::info!(target: "l5d_ecs::aws_call", "{service} {operation} -> no response")
+            }
+        }
+        Ok(())
     }
 }
 

@@ -51,7 +51,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "warn,l5d_ecs=debug,aws_smithy_runtime::client::orchestrator=debug",
+        (false, 1) => "warn,l5d_ecs=info",
         (false, _) => "debug,hyper=info,h2=info,rustls=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
