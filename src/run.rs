@@ -60,6 +60,39 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Bad usage found by clap: its message on stderr and exit 2 (help and version print as
+/// usual, exit 0). With `--output json`, stdout still gets its one JSON document.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) && !e.use_stderr()
+    {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let _ = e.print();
+    let args: Vec<String> = std::env::args().collect();
+    let wants_json = args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json");
+    if wants_json {
+        let out = Output::new(crate::cli::OutputFormat::Json, true);
+        let message = e.to_string();
+        let first_line = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        out.finish(&out.report("?", "", Some(first_line.to_owned())));
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
 fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Up(args) if args.dry_run => "plan",
