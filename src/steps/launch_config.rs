@@ -305,41 +305,15 @@ pub async fn template_differences(
         return Ok(vec!["no version".to_owned()]);
     };
     let user_data = aws_smithy_types::base64::encode(templates::node_user_data(&ctx.stack)?);
-    let mut diffs = Vec::new();
-    if data.image_id() != Some(launch.ami) {
-        diffs.push(format!(
-            "AMI {} -> {}",
-            data.image_id().unwrap_or("?"),
-            launch.ami
-        ));
+    Ok(LaunchSeen {
+        image_id: data.image_id(),
+        instance_type: data.instance_type().map(|t| t.as_str()),
+        user_data: data.user_data(),
+        instance_profile: data.iam_instance_profile().and_then(|p| p.name()),
+        security_groups: data.security_group_ids(),
+        key_name: data.key_name(),
     }
-    let instance_type = data.instance_type().map(|t| t.as_str().to_owned());
-    if instance_type.as_deref() != Some(launch.instance.instance_type.as_str()) {
-        diffs.push(format!(
-            "instance type {} -> {}",
-            instance_type.as_deref().unwrap_or("?"),
-            launch.instance.instance_type
-        ));
-    }
-    if data.user_data() != Some(user_data.as_str()) {
-        diffs.push("node user data".to_owned());
-    }
-    if data.iam_instance_profile().and_then(|p| p.name())
-        != Some(launch.role.instance_profile_name.as_str())
-    {
-        diffs.push("instance profile".to_owned());
-    }
-    if !data
-        .security_group_ids()
-        .iter()
-        .any(|g| g == launch.sg.id.as_str())
-    {
-        diffs.push("security group".to_owned());
-    }
-    if data.key_name().filter(|k| !k.is_empty()) != launch.instance.key_pair.as_deref() {
-        diffs.push("key pair".to_owned());
-    }
-    Ok(diffs)
+    .differences(launch, &user_data))
 }
 
 /// The stack's current launch configuration: the one the state file names, else `<stack>-lc`.
@@ -361,43 +335,69 @@ fn short_digest(parts: &[&str]) -> String {
 }
 
 /// How an existing launch configuration differs from what `up` would make, in words.
+/// What a launch configuration or a template version starts nodes with, read from AWS.
+struct LaunchSeen<'a> {
+    image_id: Option<&'a str>,
+    instance_type: Option<&'a str>,
+    user_data: Option<&'a str>,
+    instance_profile: Option<&'a str>,
+    security_groups: &'a [String],
+    key_name: Option<&'a str>,
+}
+
+impl LaunchSeen<'_> {
+    /// How it differs from what `up` would make, in words.
+    fn differences(&self, launch: &NodeLaunch<'_>, user_data: &str) -> Vec<String> {
+        let mut diffs = Vec::new();
+        if self.image_id != Some(launch.ami) {
+            diffs.push(format!(
+                "AMI {} -> {}",
+                self.image_id.unwrap_or("?"),
+                launch.ami
+            ));
+        }
+        if self.instance_type != Some(launch.instance.instance_type.as_str()) {
+            diffs.push(format!(
+                "instance type {} -> {}",
+                self.instance_type.unwrap_or("?"),
+                launch.instance.instance_type
+            ));
+        }
+        if self.user_data.unwrap_or_default() != user_data {
+            diffs.push("node user data".to_owned());
+        }
+        if self.instance_profile != Some(launch.role.instance_profile_name.as_str()) {
+            diffs.push("instance profile".to_owned());
+        }
+        if !self
+            .security_groups
+            .iter()
+            .any(|g| g == launch.sg.id.as_str())
+        {
+            diffs.push("security group".to_owned());
+        }
+        if self.key_name.filter(|k| !k.is_empty()) != launch.instance.key_pair.as_deref() {
+            diffs.push("key pair".to_owned());
+        }
+        diffs
+    }
+}
+
+/// How an existing launch configuration differs from what `up` would make, in words.
 pub fn configuration_differences(
     lc: &LaunchConfiguration,
     launch: &NodeLaunch<'_>,
     user_data: &str,
 ) -> Vec<String> {
-    let mut diffs = Vec::new();
-    if lc.image_id() != Some(launch.ami) {
-        diffs.push(format!(
-            "AMI {} -> {}",
-            lc.image_id().unwrap_or("?"),
-            launch.ami
-        ));
+    LaunchSeen {
+        image_id: lc.image_id(),
+        instance_type: lc.instance_type(),
+        user_data: lc.user_data(),
+        instance_profile: lc.iam_instance_profile(),
+        security_groups: lc.security_groups(),
+        key_name: lc.key_name(),
     }
-    if lc.instance_type() != Some(launch.instance.instance_type.as_str()) {
-        diffs.push(format!(
-            "instance type {} -> {}",
-            lc.instance_type().unwrap_or("?"),
-            launch.instance.instance_type
-        ));
-    }
-    if lc.user_data().unwrap_or_default() != user_data {
-        diffs.push("node user data".to_owned());
-    }
-    if lc.iam_instance_profile() != Some(launch.role.instance_profile_name.as_str()) {
-        diffs.push("instance profile".to_owned());
-    }
-    if !lc
-        .security_groups()
-        .iter()
-        .any(|g| g == launch.sg.id.as_str())
-    {
-        diffs.push("security group".to_owned());
-    }
-    if lc.key_name().filter(|k| !k.is_empty()) != launch.instance.key_pair.as_deref() {
-        diffs.push("key pair".to_owned());
-    }
-    diffs
+    .differences(launch, user_data)
 }
 
 /// Deletes launch configurations replaced by a newer one, once the ASG no longer uses them.
