@@ -753,3 +753,93 @@ async fn a_changed_launch_configuration_is_replaced_under_a_new_name_and_nodes_a
     .await;
     assert_all_keep(&out, &report, &rows);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_launch_template_gets_a_new_version_and_the_type_is_kept_for_later_runs() {
+    let t = TestEnv::new().await;
+    up(&t, &["--launch-template"]).await;
+    let before = t.aws.snapshot(DEFAULT_STACK).await;
+    let lt_name = format!("{DEFAULT_STACK}-lt");
+    let lt = t
+        .aws
+        .launch_template(&lt_name)
+        .await
+        .expect("the launch template");
+    let lt_id = lt.launch_template_id().unwrap_or_default().to_owned();
+    assert_eq!(lt.latest_version_number(), Some(1));
+
+    // plan names the difference and says a new version, nodes kept.
+    let (_, _, rows) = plan_via_proxy_expecting(
+        &t,
+        &["--instance-type", "m5.large"],
+        plan_resources_with_launch(DEFAULT_STACK, "launch-template", &lt_name),
+    )
+    .await;
+    let row_lt = row(&rows, "launch-template", &lt_name);
+    assert_eq!(row_lt.action, "repair", "{}", show(&rows));
+    let detail = row_lt.detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("m4.xlarge") && detail.contains("m5.large") && detail.contains("version"),
+        "names the difference and the new version: {row_lt}"
+    );
+    assert_eq!(
+        changes(&rows).len(),
+        1,
+        "only the template:\n{}",
+        show(&rows)
+    );
+
+    // up adds exactly one version, and nothing else.
+    let proxy = t.proxy().await;
+    let (out, _) = run_json(
+        t.cli_via(&proxy),
+        &["up", "--instance-type", "m5.large", "--no-wait"],
+    )
+    .await;
+    out.assert_success();
+    assert_eq!(
+        mutating_ops(&proxy),
+        vec!["ec2:CreateLaunchTemplateVersion".to_string()],
+        "one new template version, nothing else\n{out}"
+    );
+    let lt = t
+        .aws
+        .launch_template(&lt_name)
+        .await
+        .expect("the launch template");
+    assert_eq!(lt.latest_version_number(), Some(2));
+    // The ASG launches from $Latest.
+    let latest = t
+        .aws
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(&lt_id)
+        .versions("$Latest")
+        .send()
+        .await
+        .expect("describe_launch_template_versions");
+    let data = latest.launch_template_versions()[0]
+        .launch_template_data()
+        .expect("launch template data")
+        .clone();
+    assert_eq!(
+        data.instance_type().map(|i| i.as_str()),
+        Some("m5.large"),
+        "$Latest starts m5.large nodes"
+    );
+    let after = t.aws.snapshot(DEFAULT_STACK).await;
+    assert_eq!(
+        after.node_instances, before.node_instances,
+        "running nodes are kept"
+    );
+
+    // A later plan without the flag keeps the type the last up asked for.
+    let (out, report, rows) = plan_via_proxy_expecting(
+        &t,
+        &[],
+        plan_resources_with_launch(DEFAULT_STACK, "launch-template", &lt_name),
+    )
+    .await;
+    assert_all_keep(&out, &report, &rows);
+    assert_eq!(report["plan"]["instance_type"], "m5.large", "{out}");
+}
