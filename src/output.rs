@@ -324,13 +324,16 @@ impl Output {
             action,
             detail: None,
         };
-        self.progress(format!(
-            "{:<8} {} {} {}",
-            action_label(action),
-            kind.label(),
-            change.name,
-            change.id
-        ));
+        // Live on a terminal; otherwise the result table says it once, at the end.
+        if self.bars.is_some() {
+            self.progress(format!(
+                "{:<8} {} {} {}",
+                action_label(action),
+                kind.label(),
+                change.name,
+                change.id
+            ));
+        }
         lock(&self.changes).push(change);
     }
 
@@ -409,7 +412,16 @@ impl Output {
                 if self.quiet {
                     return;
                 }
-                for c in &report.resources {
+                // When stdout and stderr share a terminal the rows were shown live already.
+                let shown_live = self.bars.is_some() && std::io::stdout().is_terminal();
+                if shown_live && report.plan.is_none() && !report.resources.is_empty() {
+                    let _ = writeln!(out, "{}", summary_counts(&report.resources));
+                }
+                for c in report
+                    .resources
+                    .iter()
+                    .filter(|_| !shown_live || report.plan.is_some())
+                {
                     let _ = writeln!(
                         out,
                         "{:<8} {:<21} {:<28} {}{}",
@@ -480,6 +492,23 @@ impl Output {
             }
         }
     }
+}
+
+/// "17 created, 2 kept" for a terminal that saw every row live.
+fn summary_counts(changes: &[ResourceChange]) -> String {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for c in changes {
+        let label = action_label(c.action);
+        match counts.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((label, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(l, n)| format!("{n} {l}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn action_label(action: Action) -> &'static str {
