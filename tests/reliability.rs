@@ -793,11 +793,14 @@ async fn two_ups_at_once_one_refuses_naming_the_holder() {
     // run holding the lock is still at work when the other starts.
     let proxies = [t.proxy().await, t.proxy().await];
     for p in &proxies {
-        p.set_chaos(Chaos::latency_ms(seed(), 20, 40));
+        p.set_chaos(Chaos::latency_ms(seed(), 100, 150));
     }
     let mut trial = Trial::new("two ups at once", "same stack and state file");
 
+    // The second starts once the first is at work (it takes the lock before its first call),
+    // so that a loaded machine cannot let the first finish before the second begins.
     let first = t.cli_via(&proxies[0]).args(up_args()).spawn();
+    proxies[0].wait_for_requests(1, CLI_TIMEOUT).await;
     let second = t.cli_via(&proxies[1]).args(up_args()).spawn();
     let pids = [first.pid(), second.pid()];
     let (a, b) = tokio::join!(first.finish(CLI_TIMEOUT), second.finish(CLI_TIMEOUT));
