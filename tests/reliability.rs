@@ -116,16 +116,7 @@ async fn no_retry_clients(proxy: &Proxy) -> Aws {
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
         .await;
-    Aws {
-        region: REGION.to_string(),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        ecs: aws_sdk_ecs::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-        autoscaling: aws_sdk_autoscaling::Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
-        sts: aws_sdk_sts::Client::new(&config),
-        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-    }
+    Aws::from_config(&config, REGION)
 }
 
 /// (error code, HTTP status) of a failed call.

@@ -350,15 +350,20 @@ impl Aws {
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .load()
             .await;
+        Aws::from_config(&config, region)
+    }
+
+    /// Every client from one loaded SDK configuration.
+    pub fn from_config(config: &aws_config::SdkConfig, region: &str) -> Aws {
         Aws {
             region: region.to_string(),
-            ec2: aws_sdk_ec2::Client::new(&config),
-            ecs: aws_sdk_ecs::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            autoscaling: aws_sdk_autoscaling::Client::new(&config),
-            ssm: aws_sdk_ssm::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            ecs: aws_sdk_ecs::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }
 }
