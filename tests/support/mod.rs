@@ -139,14 +139,14 @@ impl Moto {
     pub fn executable() -> PathBuf {
         let path = match std::env::var_os(MOTO_ENV) {
             Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"),
+            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/awsrules/serve"),
         };
         if !path.is_file() {
             panic!(
-                "moto_server not found at {}.\n\
-                 The integration tests need moto[server]==5.2.5. Run the project's test command \
-                 `scripts/test` (it creates .venv and installs moto), or set {MOTO_ENV} to a \
-                 moto_server executable. Tests are never skipped.",
+                "the AWS rules server (moto behind AWS's rules) not found at {}.\n\
+                 The integration tests need moto[server]==5.2.5 in .venv. Run the project's test \
+                 command `scripts/test` (it creates .venv and installs moto), or set {MOTO_ENV} \
+                 to tests/awsrules/serve. Tests are never skipped.",
                 path.display()
             );
         }
@@ -196,8 +196,9 @@ impl Moto {
             let deadline = Instant::now() + Duration::from_secs(60);
             let mut delay = Duration::from_millis(20);
             loop {
-                if let Ok((status, _)) = http_call(port, "GET", "/moto-api/", "") {
-                    if status > 0 {
+                if let Ok((status, _)) = http_call(port, "GET", "/_rules/config", "") {
+                    // 200 from the control API: moto is up, and behind the rules layer.
+                    if status == 200 {
                         *moto.child.lock().unwrap() = Some(child);
                         return moto;
                     }
@@ -248,6 +249,35 @@ impl Moto {
             .find(|&i| text.is_char_boundary(i))
             .unwrap_or(text.len());
         text[start..].to_string()
+    }
+
+    /// The AWS rules the calls so far have broken (each a JSON object naming its `rule`,
+    /// `operation`, `message` and `reference`), and forgets them.
+    pub fn take_violations(&self) -> Vec<serde_json::Value> {
+        let (status, body) = http_call(self.port, "POST", "/_rules/violations/clear", "")
+            .unwrap_or_else(|e| panic!("reading the AWS rules violations failed: {e}"));
+        assert_eq!(status, 200, "rules server answered {status}: {body}");
+        let doc: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("rules server violations are not JSON ({e}): {body}"));
+        doc["violations"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Settings of the rules server's account behaviour (`delays` in seconds,
+    /// `daemon_faults`), merged into what is in force; a reset restores the defaults.
+    pub fn configure(&self, settings: serde_json::Value) {
+        let (status, body) = http_call(self.port, "POST", "/_rules/config", &settings.to_string())
+            .unwrap_or_else(|e| panic!("configuring the AWS rules server failed: {e}"));
+        assert_eq!(status, 200, "rules server answered {status}: {body}");
+    }
+
+    /// What the rules server's account behaviour did (refusals while AWS is eventually
+    /// consistent, replayed idempotent calls), oldest first.
+    pub fn world_events(&self) -> Vec<serde_json::Value> {
+        let (status, body) = http_call(self.port, "GET", "/_rules/events", "")
+            .unwrap_or_else(|e| panic!("reading the rules server events failed: {e}"));
+        assert_eq!(status, 200, "rules server answered {status}: {body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        doc["events"].as_array().cloned().unwrap_or_default()
     }
 
     /// `POST /moto-api/reset`: forget every resource in every region.
@@ -404,6 +434,12 @@ impl TestEnv {
         }
     }
 
+    /// The AWS rules broken so far in this test, forgotten once read: for a test that
+    /// breaks one on purpose. Whatever is left at the end fails the test.
+    pub fn take_violations(&self) -> Vec<serde_json::Value> {
+        self.moto.take_violations()
+    }
+
     /// Working directory of every CLI run of this test.
     pub fn work_dir(&self) -> &Path {
         self.dir.path()
@@ -444,6 +480,38 @@ impl TestEnv {
     /// SDK clients for another region of the same moto.
     pub async fn aws_in(&self, region: &str) -> Aws {
         Aws::connect(self.moto.url(), region).await
+    }
+}
+
+/// A call that AWS would have refused fails the test that made it, naming the rule, even
+/// when the tool coped with the refusal.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let violations = self.moto.take_violations();
+        if !violations.is_empty() {
+            let lines: Vec<String> = violations
+                .iter()
+                .map(|v| {
+                    format!(
+                        "- rule {} broken by {}:{}: {} ({})",
+                        v["rule"].as_str().unwrap_or("?"),
+                        v["service"].as_str().unwrap_or("?"),
+                        v["operation"].as_str().unwrap_or("?"),
+                        v["message"].as_str().unwrap_or(""),
+                        v["reference"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect();
+            panic!(
+                "{} call(s) in this test broke AWS rules that real AWS enforces (see \
+                 docs/aws-rules.md):\n{}",
+                violations.len(),
+                lines.join("\n")
+            );
+        }
     }
 }
 
