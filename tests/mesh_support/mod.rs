@@ -10,17 +10,23 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_sdk_ec2::config::{Credentials, Region};
 
-use crate::support::{arn_family, http_call, Aws, Moto, DEFAULT_STACK};
+use crate::support::{arn_family, http_call, Aws, DEFAULT_STACK};
 
-/// The Python of the project's virtual environment: it sits beside moto_server.
+/// The Python of the project's virtual environment (scripts/test installs moto there), or
+/// `L5D_RULES_PYTHON`, the same one the rules server runs on.
 pub fn python() -> PathBuf {
-    let moto = Moto::executable();
-    let dir = moto.parent().unwrap_or_else(|| Path::new("."));
-    for name in ["python", "python3"] {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
+    let path = match std::env::var_os("L5D_RULES_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+    };
+    if !path.is_file() {
+        panic!(
+            "no python at {} (the virtual environment scripts/test creates has one)",
+            path.display()
+        );
+    }
+    path
+}
     }
     panic!(
         "no python beside {} (the virtual environment scripts/test creates has one)",
