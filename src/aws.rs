@@ -13,6 +13,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::cli::GlobalArgs;
+use crate::output::Output;
 use crate::stack::usage;
 
 /// More attempts than the SDK's default three: at a 20% throttling rate three attempts fail
@@ -288,18 +289,55 @@ pub enum Poll<T> {
     Pending(String),
 }
 
-/// Polls `check` until it is ready, with exponential backoff (starting at `first_delay`,
-/// capped at 10 s, with jitter), failing after `timeout` with a message that says what was
-/// waited for and what was last seen.
-pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+/// How a poll spaces its looks: from `first`, growing by half each time up to `max`, each
+/// with jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// For waits of seconds to minutes: nodes joining, deletions AWS refuses while something
+    /// lets go.
+    pub const DEFAULT: Backoff = Backoff {
+        first: Duration::from_millis(500),
+        max: Duration::from_secs(10),
+    };
+    /// For what usually clears within seconds (a new IAM entity reaching other services): a
+    /// long interval would add its own length to every `up` on a fresh account.
+    pub const SHORT: Backoff = Backoff {
+        first: Duration::from_millis(200),
+        max: Duration::from_secs(2),
+    };
+}
+
+/// Polls `check` until it is ready, with [`Backoff::DEFAULT`], failing after `timeout` with a
+/// message that says what was waited for and what was last seen.
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>>>,
 {
-    const FIRST_DELAY: Duration = Duration::from_millis(500);
-    const MAX_DELAY: Duration = Duration::from_secs(10);
+    poll_with(what, timeout, Backoff::DEFAULT, None, check).await
+}
+
+/// As [`poll`], with the given backoff; with `report`, the first time `check` is not ready a
+/// progress line says what is waited for and why, so a wait of seconds is never silent.
+pub async fn poll_with<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    backoff: Backoff,
+    report: Option<&Output>,
+    mut check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>>>,
+{
     let deadline = Instant::now() + timeout;
-    let mut delay = FIRST_DELAY;
+    let mut delay = backoff.first;
+    let mut reported = false;
     loop {
         let last = match check().await? {
             Poll::Ready(value) => return Ok(value),
@@ -312,10 +350,133 @@ where
                 format_duration(timeout)
             ));
         }
-        tracing::debug!(what, last, "waiting");
+        match report {
+            Some(out) if !reported => {
+                out.progress(format!(
+                    "waiting up to {} for {what}: {last}",
+                    format_duration(timeout)
+                ));
+                reported = true;
+            }
+            _ => tracing::debug!(what, last, "waiting"),
+        }
         let sleep = jitter(delay).min(deadline - now);
         tokio::time::sleep(sleep).await;
-        delay = (delay * 3 / 2).min(MAX_DELAY);
+        delay = (delay * 3 / 2).min(backoff.max);
+    }
+}
+
+/// How long AWS may take to make a new IAM entity usable by other services. Seconds as a rule;
+/// the bound is generous because a timeout here fails the whole `up`.
+pub const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Something made moments ago that another service does not see yet. IAM is eventually
+/// consistent: EC2 and Auto Scaling refuse a new instance profile, and ECS a new
+/// service-linked role, for some seconds after they were created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotPropagated {
+    InstanceProfile,
+    EcsServiceLinkedRole,
+}
+
+impl NotPropagated {
+    /// Reads a refusal as "not propagated yet", or `None` for any other error.
+    pub fn from_error(code: Option<&str>, message: &str) -> Option<Self> {
+        let lower = message.to_ascii_lowercase();
+        match code? {
+            // CreateLaunchConfiguration: "Invalid IamInstanceProfile: <name>";
+            // Create/UpdateAutoScalingGroup with a launch template: "... Value (<name>) for
+            // parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name";
+            // RunInstances (InvalidParameterValue) says the same.
+            "ValidationError" | "InvalidParameterValue"
+                if lower.contains("invalid iaminstanceprofile")
+                    || lower.contains("invalid iam instance profile")
+                    || (lower.contains("iaminstanceprofile") && lower.contains("is invalid")) =>
+            {
+                Some(Self::InstanceProfile)
+            }
+            "InvalidParameterException"
+                if lower.contains("unable to assume the service linked role") =>
+            {
+                Some(Self::EcsServiceLinkedRole)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn from_sdk<E, R>(err: &SdkError<E, R>) -> Option<Self>
+    where
+        E: ProvideErrorMetadata,
+    {
+        match err {
+            SdkError::ServiceError(e) => Self::from_error(e.err().code(), e.err().message()?),
+            _ => None,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::InstanceProfile => "the new IAM instance profile is not visible to EC2 yet",
+            Self::EcsServiceLinkedRole => "ECS cannot use its service-linked role yet",
+        }
+    }
+}
+
+/// Sends `call` until AWS stops refusing it for something it does not see yet
+/// ([`NotPropagated`]), polling with [`Backoff::SHORT`] for at most [`PROPAGATION_TIMEOUT`]
+/// and saying what it waits for. Any other outcome of the call is returned as it is; the
+/// outer error is the timeout.
+pub async fn when_propagated<T, E, R, F, Fut>(
+    out: &Output,
+    what: &str,
+    mut call: F,
+) -> Result<std::result::Result<T, SdkError<E, R>>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+{
+    poll_with(
+        &format!("AWS to accept {what}"),
+        PROPAGATION_TIMEOUT,
+        Backoff::SHORT,
+        Some(out),
+        || {
+            let sent = call();
+            async move {
+                let result = sent.await;
+                if let Err(e) = &result {
+                    if let Some(kind) = NotPropagated::from_sdk(e) {
+                        return Ok(Poll::Pending(format!(
+                            "{}: {}",
+                            kind.what(),
+                            describe_error(e)
+                        )));
+                    }
+                }
+                Ok(Poll::Ready(result))
+            }
+        },
+    )
+    .await
+}
+
+/// [`when_propagated`] for a create inside [`create_once`]: the outcome as a [`CreateError`].
+pub async fn create_when_propagated<T, E, R, F, Fut>(
+    out: &Output,
+    what: &str,
+    call: F,
+) -> std::result::Result<T, CreateError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+{
+    match when_propagated(out, what, call).await {
+        Ok(result) => result.map_err(classify),
+        Err(timed_out) => Err(CreateError::fatal(timed_out)),
     }
 }
 
@@ -416,6 +577,59 @@ mod tests {
     }
 
     #[test]
+    fn refusals_for_what_iam_has_not_propagated_yet_are_recognised() {
+        let profile = [
+            (
+                "ValidationError",
+                "Invalid IamInstanceProfile: ecsInstanceRole",
+            ),
+            (
+                "ValidationError",
+                "You must use a valid fully-formed launch template. Value (ecsInstanceRole) for \
+                 parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+            ),
+            (
+                "InvalidParameterValue",
+                "Value (ecsInstanceRole) for parameter iamInstanceProfile.name is invalid. \
+                 Invalid IAM Instance Profile name",
+            ),
+        ];
+        for (code, message) in profile {
+            assert_eq!(
+                NotPropagated::from_error(Some(code), message),
+                Some(NotPropagated::InstanceProfile),
+                "{code}: {message}"
+            );
+        }
+        assert_eq!(
+            NotPropagated::from_error(
+                Some("InvalidParameterException"),
+                "Unable to assume the service linked role. Please verify that the ECS service \
+                 linked role exists."
+            ),
+            Some(NotPropagated::EcsServiceLinkedRole)
+        );
+        for (code, message) in [
+            ("ValidationError", "Launch configuration name not found"),
+            (
+                "InvalidParameterException",
+                "Unable to assume role arn:aws:iam::1:role/x",
+            ),
+            ("AccessDenied", "Invalid IamInstanceProfile: x"),
+        ] {
+            assert_eq!(
+                NotPropagated::from_error(Some(code), message),
+                None,
+                "{message}"
+            );
+        }
+        assert_eq!(
+            NotPropagated::from_error(None, "Invalid IamInstanceProfile"),
+            None
+        );
+    }
+
+    #[test]
     fn durations_format_with_units() {
         assert_eq!(format_duration(Duration::from_secs(600)), "10m");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
@@ -442,6 +656,17 @@ pub struct CreateError {
     pub transient: bool,
     /// The server says it exists already: look it up.
     pub exists: bool,
+}
+
+impl CreateError {
+    /// A failure that no look-up or retry can mend.
+    pub fn fatal(err: anyhow::Error) -> Self {
+        Self {
+            message: format!("{err:#}"),
+            transient: false,
+            exists: false,
+        }
+    }
 }
 
 pub fn classify<E, R>(err: SdkError<E, R>) -> CreateError

@@ -6,22 +6,21 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use aws_sdk_ecs::types::{
-    ContainerInstanceStatus, DesiredStatus, LaunchType, PlacementStrategy, PlacementStrategyType,
-    Task,
+    ContainerInstanceStatus, Failure, LaunchType, PlacementStrategy, PlacementStrategyType, Task,
 };
 
-use crate::aws::{classify, no_retry, poll, AwsResultExt, Poll};
+use crate::aws::{classify, create_once, no_retry, poll, AwsResultExt, Poll};
 use crate::cli::{App, DeployArgs};
 use crate::context::Ctx;
-use crate::ids::Arn;
+use crate::ids::{Arn, TokenApi};
 use crate::nodes::{task_id, task_nodes};
 use crate::output::{Action, ResourceKind, TaskInfo};
-use crate::state::{AppRecord, ClusterRecord, TaskDefinitionRecord};
+use crate::state::{request_digest, AppRecord, ClusterRecord, Creates, TaskDefinitionRecord};
 use crate::steps::missing_step;
+use crate::tasks;
 
 /// RunTask starts at most ten tasks a call.
 const RUN_TASK_MAX: u32 = 10;
-const MAX_RUN_TASK_ATTEMPTS: u32 = 8;
 
 fn inputs(ctx: &Ctx, app: App) -> Result<(ClusterRecord, TaskDefinitionRecord)> {
     let r = ctx.state.resources();
@@ -35,40 +34,24 @@ fn inputs(ctx: &Ctx, app: App) -> Result<(ClusterRecord, TaskDefinitionRecord)> 
     Ok((cluster, td))
 }
 
-/// Tasks of the app that this tool started and that are meant to run.
+/// Tasks of the app that this tool started and that are meant to run. ListTasks takes
+/// `startedBy` only alone, so the family and the desired status are read from the described
+/// tasks: one listing covers both apps.
 async fn our_tasks(ctx: &Ctx, cluster: &str, family: &str) -> Result<Vec<Task>> {
-    let arns = ctx
-        .aws
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .family(family)
-        .started_by(ctx.stack.started_by())
-        .desired_status(DesiredStatus::Running)
-        .send()
-        .await
-        .aws(format!("listing the {family} tasks in {cluster}"))?
-        .task_arns()
-        .to_vec();
-    describe_tasks(ctx, cluster, &arns).await
-}
-
-async fn describe_tasks(ctx: &Ctx, cluster: &str, arns: &[String]) -> Result<Vec<Task>> {
-    let mut tasks = Vec::new();
-    // DescribeTasks takes at most 100 tasks a call.
-    for chunk in arns.chunks(100) {
-        let out = ctx
-            .aws
+    let arns = tasks::list(
+        ctx.aws
             .ecs
-            .describe_tasks()
+            .list_tasks()
             .cluster(cluster)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await
-            .aws(format!("describing tasks in {cluster}"))?;
-        tasks.extend(out.tasks().iter().cloned());
-    }
-    Ok(tasks)
+            .started_by(ctx.stack.started_by()),
+        &format!("the tasks l5d-ecs started in {cluster}"),
+    )
+    .await?;
+    Ok(tasks::describe(ctx, cluster, &arns)
+        .await?
+        .into_iter()
+        .filter(|t| tasks::family(t) == Some(family) && t.desired_status() == Some("RUNNING"))
+        .collect())
 }
 
 pub async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
@@ -101,91 +84,15 @@ pub async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
     let running = tasks.len() as u32;
     if running < count {
         let mut missing = count - running;
-        let mut failed_attempts = 0;
         while missing > 0 {
             let batch = missing.min(RUN_TASK_MAX);
-            // Not retried by the SDK (a retry after a lost response would start the tasks
-            // twice): after an error that may hide a success, count again.
-            let result = ctx
-                .aws
-                .ecs
-                .run_task()
-                .cluster(&cluster.name)
-                .task_definition(td.arn.as_str())
-                .count(batch as i32)
-                .launch_type(LaunchType::Ec2)
-                .started_by(ctx.stack.started_by())
-                .placement_strategy(
-                    PlacementStrategy::builder()
-                        .r#type(PlacementStrategyType::Spread)
-                        .field("instanceId")
-                        .build(),
-                )
-                .tags(crate::steps::ecs_stack_tag(&ctx.stack))
-                .customize()
-                .config_override(no_retry!(aws_sdk_ecs))
-                .send()
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                Err(e) => {
-                    let e = classify(e);
-                    failed_attempts += 1;
-                    if !e.transient || failed_attempts >= MAX_RUN_TASK_ATTEMPTS {
-                        bail!(
-                            "starting {batch} {family} task(s) in {}: {}",
-                            cluster.name,
-                            e.message
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(200 << failed_attempts.min(5))).await;
-                    tasks = our_tasks(ctx, &cluster.name, &family).await?;
-                    record_tasks(
-                        ctx,
-                        app,
-                        &family,
-                        tasks.iter().filter_map(|t| t.task_arn()),
-                        &[],
-                    )?;
-                    missing = count.saturating_sub(tasks.len() as u32);
-                    continue;
-                }
-            };
-            let started = out.tasks().to_vec();
-            record_tasks(
-                ctx,
-                app,
-                &family,
-                started.iter().filter_map(|t| t.task_arn()),
-                &[],
-            )?;
+            let started = run_batch(ctx, app, &cluster.name, &td, batch, &tasks).await?;
             for t in &started {
                 ctx.out.record(
                     ResourceKind::Task,
                     &family,
                     task_id(t.task_arn().unwrap_or_default()),
                     Action::Created,
-                );
-            }
-            if started.is_empty() {
-                let reasons: Vec<String> = out
-                    .failures()
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{} ({})",
-                            f.reason().unwrap_or("unknown reason"),
-                            f.arn().unwrap_or("?")
-                        )
-                    })
-                    .collect();
-                bail!(
-                    "ECS placed no {family} task: {}",
-                    if reasons.is_empty() {
-                        "no reason given".to_owned()
-                    } else {
-                        reasons.join("; ")
-                    }
                 );
             }
             missing = missing.saturating_sub(started.len() as u32);
@@ -233,15 +140,114 @@ pub async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
     report_placement(ctx, app, &cluster.name, &tasks).await
 }
 
+/// Starts one batch of tasks, and returns those started. The batch's idempotency token is
+/// kept in the state file until its tasks are recorded: ECS answers a repeated RunTask token
+/// with the first call's tasks (for 24 hours), so neither a retry after a lost response nor
+/// the next `deploy` after a crash starts the batch twice.
+async fn run_batch(
+    ctx: &Ctx,
+    app: App,
+    cluster: &str,
+    td: &TaskDefinitionRecord,
+    batch: u32,
+    known: &[Task],
+) -> Result<Vec<Task>> {
+    let family = &td.family;
+    let creates = Creates::Tasks(app.name());
+    let request = request_digest(&["RunTask/1", cluster, td.arn.as_str(), &batch.to_string()]);
+    let token = ctx
+        .state
+        .client_token(creates, &request, TokenApi::RunTask)?;
+    let before: BTreeSet<&str> = known.iter().filter_map(|t| t.task_arn()).collect();
+    let (started, failures) = create_once(
+        &format!("starting {batch} {family} task(s) in ECS cluster {cluster}"),
+        || async {
+            ctx.aws
+                .ecs
+                .run_task()
+                .cluster(cluster)
+                .task_definition(td.arn.as_str())
+                .count(batch as i32)
+                .launch_type(LaunchType::Ec2)
+                .started_by(ctx.stack.started_by())
+                .placement_strategy(
+                    PlacementStrategy::builder()
+                        .r#type(PlacementStrategyType::Spread)
+                        .field("instanceId")
+                        .build(),
+                )
+                .tags(crate::steps::ecs_stack_tag(&ctx.stack))
+                .client_token(token.as_str())
+                .customize()
+                .config_override(no_retry!(aws_sdk_ecs))
+                .send()
+                .await
+                .map(|out| (out.tasks().to_vec(), out.failures().to_vec()))
+                .map_err(classify)
+        },
+        // The retry with the same token is itself the look-up on ECS; counting first also
+        // keeps an emulator that ignores tokens from starting the batch twice. Fewer than the
+        // batch in sight may be ListTasks lagging: then the token decides.
+        || async {
+            let new: Vec<Task> = our_tasks(ctx, cluster, family)
+                .await?
+                .into_iter()
+                .filter(|t| t.task_arn().is_some_and(|a| !before.contains(a)))
+                .collect();
+            Ok((new.len() >= batch as usize).then(|| (new, Vec::new())))
+        },
+    )
+    .await?;
+    // Recorded together with the token's end, so the next batch gets a token of its own
+    // (also when ECS placed none: a repeated token would repeat that answer).
+    record_tasks(
+        ctx,
+        app,
+        family,
+        started.iter().filter_map(|t| t.task_arn()),
+        &[],
+        Some(creates),
+    )?;
+    if started.is_empty() {
+        bail!(
+            "ECS placed no {family} task: {}",
+            placement_failures(&failures)
+        );
+    }
+    Ok(started)
+}
+
+fn placement_failures(failures: &[Failure]) -> String {
+    let reasons: Vec<String> = failures
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({})",
+                f.reason().unwrap_or("unknown reason"),
+                f.arn().unwrap_or("?")
+            )
+        })
+        .collect();
+    if reasons.is_empty() {
+        "no reason given; `l5d-ecs status` shows the nodes and what runs on them".to_owned()
+    } else {
+        reasons.join("; ")
+    }
+}
+
 fn record_tasks<'a>(
     ctx: &Ctx,
     app: App,
     family: &str,
     add: impl Iterator<Item = &'a str>,
     remove: &[String],
+    created: Option<Creates<'_>>,
 ) -> Result<()> {
     let add: Vec<Arn> = add.map(Arn::from).collect();
     ctx.state.update(|s| {
+        if let Some(what) = created {
+            s.resources.created(what);
+        }
         let record = s
             .resources
             .apps
@@ -280,7 +286,14 @@ async fn stop_tasks(
             .send()
             .await
             .aws(format!("stopping {family} task {}", task_id(arn)))?;
-        record_tasks(ctx, app, family, std::iter::empty(), &[arn.to_owned()])?;
+        record_tasks(
+            ctx,
+            app,
+            family,
+            std::iter::empty(),
+            &[arn.to_owned()],
+            None,
+        )?;
         ctx.out
             .record(ResourceKind::Task, family, task_id(arn), Action::Deleted);
     }
@@ -302,12 +315,12 @@ async fn wait_running(
         &format!("the {family} tasks to be RUNNING"),
         timeout,
         || async {
-            let tasks = describe_tasks(ctx, cluster, arns).await?;
+            let tasks = tasks::describe(ctx, cluster, arns).await?;
             if let Some(stopped) = tasks.iter().find(|t| t.last_status() == Some("STOPPED")) {
                 return Err(anyhow!(
-                    "{family} task {} stopped: {}",
-                    task_id(stopped.task_arn().unwrap_or_default()),
-                    stopped.stopped_reason().unwrap_or("no reason given")
+                    "{family} {}\n  what to do: {}",
+                    tasks::stopped_line(stopped),
+                    tasks::logs_hint(stopped)
                 ));
             }
             let not_yet: BTreeSet<String> = tasks

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionStatus};
+use aws_sdk_ecs::types::TaskDefinitionStatus;
 
 use crate::aws::{describe_error, ec2_filter, error_code, AwsResultExt};
 use crate::context::Ctx;
@@ -293,33 +293,33 @@ async fn services(
         .collect())
 }
 
+/// The app tasks this tool started that are meant to run. ListTasks takes `startedBy` only
+/// alone: one listing for both apps, split by family after describing.
 async fn apps(ctx: &Ctx, cluster: &str) -> Result<std::collections::BTreeMap<String, AppRecord>> {
-    let mut found = std::collections::BTreeMap::new();
-    for app in ["hello-world", "linkerd-viz"] {
-        let family = ctx.stack.family(app);
-        let out = ctx
-            .aws
+    let arns = crate::tasks::list(
+        ctx.aws
             .ecs
             .list_tasks()
             .cluster(cluster)
-            .family(&family)
-            .started_by(ctx.stack.started_by())
-            .desired_status(DesiredStatus::Running)
-            .send()
-            .await
-            .aws(format!("looking for {family} tasks in {cluster}"))?;
-        if !out.task_arns().is_empty() {
-            found.insert(
-                app.to_owned(),
-                AppRecord {
-                    family,
-                    tasks: out
-                        .task_arns()
-                        .iter()
-                        .map(|a| Arn::from(a.as_str()))
-                        .collect(),
-                },
-            );
+            .started_by(ctx.stack.started_by()),
+        &format!("the tasks l5d-ecs started in {cluster}"),
+    )
+    .await?;
+    let running: Vec<aws_sdk_ecs::types::Task> = crate::tasks::describe(ctx, cluster, &arns)
+        .await?
+        .into_iter()
+        .filter(|t| t.desired_status() == Some("RUNNING"))
+        .collect();
+    let mut found = std::collections::BTreeMap::new();
+    for app in ["hello-world", "linkerd-viz"] {
+        let family = ctx.stack.family(app);
+        let tasks: Vec<Arn> = running
+            .iter()
+            .filter(|t| crate::tasks::family(t) == Some(family.as_str()))
+            .filter_map(|t| t.task_arn().map(Arn::from))
+            .collect();
+        if !tasks.is_empty() {
+            found.insert(app.to_owned(), AppRecord { family, tasks });
         }
     }
     Ok(found)

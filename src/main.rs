@@ -21,6 +21,7 @@ mod stack;
 mod state;
 mod status;
 mod steps;
+mod tasks;
 mod teardown;
 mod templates;
 mod verify;

@@ -95,15 +95,6 @@ impl StackName {
     pub fn default_state_path(&self) -> std::path::PathBuf {
         std::path::Path::new(".l5d-ecs").join(format!("{}.json", self.0))
     }
-    /// Idempotency token for a create call that AWS deduplicates: the same for the same
-    /// stack, state lineage and purpose (`what` names the thing and, for a replacement, the
-    /// one it replaces), so a retry after a lost response is recognised. 48 characters.
-    pub fn client_token(&self, what: &str, lineage: &str) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{}\n{what}\n{lineage}", self.0));
-        let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
-        format!("l5d-ecs-{hex}")
-    }
 }
 
 impl fmt::Display for StackName {
@@ -343,12 +334,6 @@ mod tests {
         assert_eq!(s.node_tag(), "l5d-demo-ecs");
         assert_eq!(s.family("linkerd"), "l5d-demo-linkerd");
         assert_eq!(s.role_policy(), "l5d-demo-policy");
-        assert!(s.client_token("consul", &"x".repeat(80)).len() <= 64);
-        assert_ne!(
-            s.client_token("consul", "a"),
-            s.client_token("consul-i-1", "a")
-        );
-        assert_eq!(s.client_token("consul", "a"), s.client_token("consul", "a"));
     }
 
     #[test]

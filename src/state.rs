@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Arn, InstanceId, LaunchTemplateId, SecurityGroupId, SubnetId, VpcId};
+use crate::ids::{
+    Arn, ClientToken, InstanceId, LaunchTemplateId, SecurityGroupId, SubnetId, TokenApi, VpcId,
+};
 use crate::stack::{Cidr, StackName};
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -94,6 +96,64 @@ pub struct Resources {
     /// Tasks started by `deploy`, keyed by app (`hello-world`, `linkerd-viz`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub apps: BTreeMap<String, AppRecord>,
+    /// Idempotency tokens of creates that may have reached AWS but whose resource is not
+    /// recorded yet, keyed by [`Creates::key`]. A retry, also by the next run after a crash,
+    /// sends the same token; once the resource is recorded the token goes, so the next one
+    /// of its kind (after a `down`) gets a new token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_creates: BTreeMap<String, PendingCreate>,
+}
+
+/// What a create call with an idempotency token makes.
+#[derive(Debug, Clone, Copy)]
+pub enum Creates<'a> {
+    ConsulServer,
+    LaunchTemplate,
+    /// A daemon service, by name.
+    DaemonService(&'a str),
+    /// One RunTask batch of an app's tasks, by app.
+    Tasks(&'a str),
+}
+
+impl Creates<'_> {
+    pub fn key(self) -> String {
+        match self {
+            Self::ConsulServer => "consul-server".to_owned(),
+            Self::LaunchTemplate => "launch-template".to_owned(),
+            Self::DaemonService(name) => format!("daemon-service/{name}"),
+            Self::Tasks(app) => format!("tasks/{app}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCreate {
+    pub token: ClientToken,
+    /// Digest of the request's parameters ([`request_digest`]): a changed request gets a new
+    /// token, since AWS refuses a known token with other parameters.
+    pub request: String,
+}
+
+/// A short digest of the parameters of a create request.
+pub fn request_digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Resources {
+    /// The resource of a pending create is recorded: its token is spent.
+    pub fn created(&mut self, what: Creates<'_>) {
+        self.pending_creates.remove(&what.key());
+    }
 }
 
 impl Resources {
@@ -108,6 +168,7 @@ impl Resources {
             && self.daemons.is_empty()
             && self.log_group.is_none()
             && self.apps.values().all(|a| a.tasks.is_empty())
+        // Pending tokens are not resources: nothing of theirs is recorded to delete.
     }
 }
 
@@ -263,10 +324,6 @@ impl StateStore {
             .unwrap_or_default()
     }
 
-    pub fn lineage(&self) -> Option<String> {
-        self.guard().as_ref().map(|s| s.lineage.clone())
-    }
-
     /// Makes sure a state exists for this account and region, refusing a file that names
     /// another account or region than the current credentials.
     pub fn bind(&self, stack: &StackName, region: &str, account_id: &str) -> Result<()> {
@@ -317,6 +374,44 @@ impl StateStore {
         state.serial += 1;
         write_atomically(&self.path, state)?;
         Ok(out)
+    }
+
+    /// The idempotency token for `what`, made by `request` (a [`request_digest`]): the pending
+    /// one when an earlier try of the same request may have reached AWS, else a fresh one,
+    /// written to the state file before it is sent so that a crash cannot lose it.
+    pub fn client_token(
+        &self,
+        what: Creates<'_>,
+        request: &str,
+        api: TokenApi,
+    ) -> Result<ClientToken> {
+        let key = what.key();
+        let pending = self
+            .guard()
+            .as_ref()
+            .and_then(|s| s.resources.pending_creates.get(&key))
+            .filter(|p| p.request == request && p.token.fits(api))
+            .map(|p| p.token.clone());
+        if let Some(token) = pending {
+            return Ok(token);
+        }
+        let token = ClientToken::generate(api)?;
+        self.update(|s| {
+            s.resources.pending_creates.insert(
+                key,
+                PendingCreate {
+                    token: token.clone(),
+                    request: request.to_owned(),
+                },
+            );
+        })?;
+        Ok(token)
+    }
+
+    /// Forgets the pending token of `what`: its request failed for good, or answered with a
+    /// resource that is gone, so the next try must be a new request.
+    pub fn drop_token(&self, what: Creates<'_>) -> Result<()> {
+        self.update(|s| s.resources.created(what))
     }
 
     /// Removes the state file (and its backup) once nothing is left.
@@ -551,6 +646,68 @@ mod tests {
         store.remove().unwrap();
         assert!(!path.exists());
         assert!(!backup_path(&path).exists());
+    }
+
+    #[test]
+    fn a_token_is_kept_until_its_resource_is_recorded_then_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let store = StateStore::open(&path, &stack()).unwrap();
+        store.bind(&stack(), "us-west-1", "123456789012").unwrap();
+        let what = Creates::ConsulServer;
+        let first = store
+            .client_token(what, "req-a", TokenApi::RunInstances)
+            .unwrap();
+        // A retry of the same request, also by the next run (the token is on disk).
+        let reread = StateStore::open(&path, &stack()).unwrap();
+        assert_eq!(
+            reread
+                .client_token(what, "req-a", TokenApi::RunInstances)
+                .unwrap(),
+            first
+        );
+        // Another request for the same resource must not send a known token.
+        let other = store
+            .client_token(what, "req-b", TokenApi::RunInstances)
+            .unwrap();
+        assert_ne!(other, first);
+        // Recorded: the next creation of that resource (after a down) gets a new token.
+        store.update(|s| s.resources.created(what)).unwrap();
+        let again = store
+            .client_token(what, "req-b", TokenApi::RunInstances)
+            .unwrap();
+        assert_ne!(again, other);
+        assert_ne!(again, first);
+        // Tokens of different resources never meet.
+        let service = store
+            .client_token(
+                Creates::DaemonService("t-linkerd"),
+                "req-b",
+                TokenApi::CreateService,
+            )
+            .unwrap();
+        assert!(service.fits(TokenApi::CreateService));
+        assert_ne!(service, again);
+        // Pending tokens alone do not keep a state file alive.
+        assert!(store.resources().is_empty());
+    }
+
+    #[test]
+    fn a_state_file_without_pending_tokens_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        fs::write(
+            &path,
+            r#"{"format_version":1,"lineage":"ab","serial":3,"stack":"t","region":"us-west-1",
+               "account_id":"123456789012","resources":{"cluster":{"name":"t","arn":"arn:x"}}}"#,
+        )
+        .unwrap();
+        let state = StateStore::open(&path, &stack())
+            .unwrap()
+            .snapshot()
+            .unwrap();
+        assert!(state.resources.pending_creates.is_empty());
+        assert!(state.resources.cluster.is_some());
     }
 
     #[test]

@@ -12,13 +12,29 @@ use crate::aws::{describe_error, AwsResultExt};
 use crate::context::Ctx;
 use crate::nodes::{self, task_id};
 use crate::output::Address;
+use crate::tasks;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub state_file: String,
     pub resources: Vec<ResourceStatus>,
     pub nodes: Vec<NodeStatus>,
+    /// Tasks of the stack that stopped in the last hour or so, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped_tasks: Vec<StoppedTaskStatus>,
     pub addresses: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedTaskStatus {
+    pub family: String,
+    pub task_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// ECS's stoppedReason, then each container's exit code and reason.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +79,17 @@ impl StatusReport {
             for (family, ids) in &n.tasks {
                 writeln!(out, "    {family}: {}", ids.join(", "))?;
             }
+        }
+        for t in &self.stopped_tasks {
+            writeln!(
+                out,
+                "stopped {} {} on {} at {}: {}",
+                t.family,
+                t.task_id,
+                t.instance_id.as_deref().unwrap_or("?"),
+                t.stopped_at.as_deref().unwrap_or("?"),
+                t.reason
+            )?;
         }
         for a in &self.addresses {
             writeln!(out, "{:<14} {}", a.name, a.url)?;
@@ -166,6 +193,7 @@ pub async fn status(ctx: &Ctx) -> Result<StatusReport> {
     }
 
     let mut node_list = Vec::new();
+    let mut stopped_list = Vec::new();
     let mut viz_host = None;
     if let Some(cluster) = &r.cluster {
         let name = &cluster.name;
@@ -256,30 +284,28 @@ pub async fn status(ctx: &Ctx) -> Result<StatusReport> {
                 }
             }
         }
-        let task_arns = ctx
-            .aws
-            .ecs
-            .list_tasks()
-            .cluster(name)
-            .desired_status(DesiredStatus::Running)
-            .send()
-            .await
-            .aws(format!("listing the tasks of {name}"))?
-            .task_arns()
-            .to_vec();
-        let mut tasks = Vec::new();
-        for chunk in task_arns.chunks(100) {
-            let out = ctx
-                .aws
+        let listing = |status: DesiredStatus| {
+            ctx.aws
                 .ecs
-                .describe_tasks()
+                .list_tasks()
                 .cluster(name)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .aws(format!("describing the tasks of {name}"))?;
-            tasks.extend(out.tasks().iter().cloned());
-        }
+                .desired_status(status)
+        };
+        let (running_what, stopped_what) = (
+            format!("the running tasks of {name}"),
+            format!("the stopped tasks of {name}"),
+        );
+        let (running_arns, stopped_arns) = futures::join!(
+            tasks::list(listing(DesiredStatus::Running), &running_what),
+            tasks::list(listing(DesiredStatus::Stopped), &stopped_what)
+        );
+        let (running_arns, stopped_arns) = (running_arns?, stopped_arns?);
+        let (tasks, stopped) = futures::join!(
+            tasks::describe(ctx, name, &running_arns),
+            tasks::describe(ctx, name, &stopped_arns)
+        );
+        let tasks = tasks?;
+        stopped_list = recently_stopped(ctx, stopped?, &registered);
         let mut by_instance: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
         for t in &tasks {
             let Some(ec2) = t.container_instance_arn().and_then(|a| registered.get(a)) else {
@@ -340,6 +366,59 @@ pub async fn status(ctx: &Ctx) -> Result<StatusReport> {
         state_file: ctx.state.path().display().to_string(),
         resources: lines,
         nodes: node_list,
+        stopped_tasks: stopped_list,
         addresses,
     })
+}
+
+/// How many stopped tasks of one family `status` shows: the newest say what goes wrong now.
+const STOPPED_PER_FAMILY: usize = 3;
+
+/// The stack's tasks that stopped other than on request (a failure to start, an exit, a
+/// replacement), newest first, a few per family. ECS describes STOPPED tasks for about an
+/// hour after they stop.
+fn recently_stopped(
+    ctx: &Ctx,
+    mut stopped: Vec<aws_sdk_ecs::types::Task>,
+    container_instances: &BTreeMap<String, String>,
+) -> Vec<StoppedTaskStatus> {
+    let families: Vec<String> = crate::templates::APPS
+        .iter()
+        .map(|(app, _)| ctx.stack.family(app))
+        .collect();
+    stopped.retain(|t| {
+        t.stop_code() != Some(&aws_sdk_ecs::types::TaskStopCode::UserInitiated)
+            && tasks::family(t).is_some_and(|f| families.iter().any(|ours| ours == f))
+    });
+    let when = |t: &aws_sdk_ecs::types::Task| {
+        t.stopped_at()
+            .or(t.stopping_at())
+            .or(t.created_at())
+            .map(|d| (d.secs(), d.subsec_nanos()))
+    };
+    stopped.sort_by_key(|t| std::cmp::Reverse(when(t)));
+    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for t in &stopped {
+        let family = tasks::family(t).unwrap_or("?").to_owned();
+        let n = shown.entry(family.clone()).or_default();
+        if *n >= STOPPED_PER_FAMILY {
+            continue;
+        }
+        *n += 1;
+        out.push(StoppedTaskStatus {
+            family,
+            task_id: task_id(t.task_arn().unwrap_or_default()).to_owned(),
+            instance_id: t
+                .container_instance_arn()
+                .and_then(|a| container_instances.get(a))
+                .cloned(),
+            stopped_at: t
+                .stopped_at()
+                .or(t.stopping_at())
+                .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+            reason: tasks::why_stopped(t),
+        });
+    }
+    out
 }

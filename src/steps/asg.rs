@@ -9,8 +9,8 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, LaunchTemplateSpecification, 
 use aws_sdk_ecs::types::ContainerInstanceStatus;
 
 use crate::aws::{
-    classify, create_once, describe_error, error_code, format_duration, no_retry, poll,
-    AwsResultExt, Poll,
+    create_once, create_when_propagated, describe_error, error_code, format_duration, no_retry,
+    poll, poll_with, when_propagated, AwsResultExt, Backoff, Poll,
 };
 use crate::context::Ctx;
 use crate::ids::InstanceId;
@@ -117,18 +117,21 @@ pub async fn ensure_found(
         ),
     };
     // Not retried by the SDK: moto answers a second CreateAutoScalingGroup by replacing the
-    // group and leaving the first one's instances running.
+    // group and leaving the first one's instances running. With a launch template, Auto
+    // Scaling checks its instance profile here, and refuses a new one for some seconds.
+    let what = format!("creating auto scaling group {name} (autoscaling:CreateAutoScalingGroup)");
     create_once(
-        &format!("creating auto scaling group {name}"),
+        &what,
         || async {
-            request
-                .clone()
-                .customize()
-                .config_override(no_retry!(aws_sdk_autoscaling))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(classify)
+            create_when_propagated(&ctx.out, &what, || {
+                request
+                    .clone()
+                    .customize()
+                    .config_override(no_retry!(aws_sdk_autoscaling))
+                    .send()
+            })
+            .await
+            .map(|_| ())
         },
         || async { Ok(describe(ctx, &name).await?.map(|_| ())) },
     )
@@ -213,10 +216,10 @@ async fn repair(
                 .build(),
         ),
     };
-    request
-        .send()
-        .await
-        .aws(format!("updating auto scaling group {name}"))?;
+    let what = format!("updating auto scaling group {name} (autoscaling:UpdateAutoScalingGroup)");
+    when_propagated(&ctx.out, &what, || request.clone().send())
+        .await?
+        .aws(&what)?;
     Ok(Action::Updated)
 }
 
@@ -249,9 +252,11 @@ pub async fn destroy(ctx: &Ctx, record: &AsgRecord, timeout: Duration) -> Result
             .send()
             .await
             .aws(format!("scaling auto scaling group {name} to 0"))?;
-        poll(
+        poll_with(
             &format!("auto scaling group {name} to be deletable"),
             timeout,
+            Backoff::DEFAULT,
+            Some(&ctx.out),
             || async {
                 let result = ctx
                     .aws
@@ -279,9 +284,11 @@ pub async fn destroy(ctx: &Ctx, record: &AsgRecord, timeout: Duration) -> Result
         .await
         .with_context(|| format!("deleting auto scaling group {name}"))?;
     }
-    poll(
+    poll_with(
         &format!("auto scaling group {name} to be gone"),
         timeout,
+        Backoff::DEFAULT,
+        Some(&ctx.out),
         || async {
             Ok(match describe(ctx, name).await? {
                 None => Poll::Ready(()),

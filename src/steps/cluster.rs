@@ -6,7 +6,8 @@ use anyhow::{anyhow, Context as _, Result};
 use aws_sdk_ecs::types::{Cluster, ClusterField};
 
 use crate::aws::{
-    classify, create_once, describe_error, error_code, no_retry, poll, AwsResultExt, Poll,
+    classify, create_once, describe_error, error_code, no_retry, poll_with, AwsResultExt, Backoff,
+    Poll,
 };
 use crate::context::Ctx;
 use crate::ids::Arn;
@@ -48,34 +49,38 @@ pub async fn ensure_found(ctx: &Ctx, found: Option<Cluster>) -> Result<ClusterRe
         }
         None => {
             // Not retried by the SDK: moto answers a second CreateCluster by replacing the
-            // cluster without its tags.
-            let arn = create_once(
-                &format!("creating ECS cluster {name}"),
-                || async {
-                    ctx.aws
-                        .ecs
-                        .create_cluster()
-                        .cluster_name(&name)
-                        .tags(super::ecs_stack_tag(&ctx.stack))
-                        .customize()
-                        .config_override(no_retry!(aws_sdk_ecs))
-                        .send()
-                        .await
-                        .map(|out| {
-                            out.cluster()
-                                .and_then(|c| c.cluster_arn())
-                                .map(str::to_owned)
-                        })
-                        .map_err(classify)
-                },
-                || async {
-                    Ok(find_active(ctx, &name)
-                        .await?
-                        .map(|c| c.cluster_arn().map(str::to_owned)))
-                },
-            )
-            .await?
-            .ok_or_else(|| anyhow!("CreateCluster returned no cluster"))?;
+            // cluster without its tags. The daemon services need ECS's service-linked role:
+            // made beside the cluster, it costs no round of its own.
+            let what = format!("creating ECS cluster {name} (ecs:CreateCluster)");
+            let (arn, ()) = futures::join!(
+                create_once(
+                    &what,
+                    || async {
+                        ctx.aws
+                            .ecs
+                            .create_cluster()
+                            .cluster_name(&name)
+                            .tags(super::ecs_stack_tag(&ctx.stack))
+                            .customize()
+                            .config_override(no_retry!(aws_sdk_ecs))
+                            .send()
+                            .await
+                            .map(|out| {
+                                out.cluster()
+                                    .and_then(|c| c.cluster_arn())
+                                    .map(str::to_owned)
+                            })
+                            .map_err(classify)
+                    },
+                    || async {
+                        Ok(find_active(ctx, &name)
+                            .await?
+                            .map(|c| c.cluster_arn().map(str::to_owned)))
+                    },
+                ),
+                ensure_service_linked_role(ctx)
+            );
+            let arn = arn?.ok_or_else(|| anyhow!("CreateCluster returned no cluster"))?;
             (Arn(arn), Action::Created)
         }
     };
@@ -90,12 +95,51 @@ pub async fn ensure_found(ctx: &Ctx, found: Option<Cluster>) -> Result<ClusterRe
     Ok(record)
 }
 
+/// The service principal of ECS's service-linked role (`AWSServiceRoleForECS`).
+const ECS_SERVICE: &str = "ecs.amazonaws.com";
+
+/// Makes sure ECS's service-linked role exists: without it a fresh account's first
+/// CreateService fails ("Unable to assume the service linked role"). It is account-wide and
+/// owned by AWS, used by every ECS cluster of the account: `down` never deletes it. A failure
+/// here is only a warning, since the role often exists already and the caller may lack
+/// iam:CreateServiceLinkedRole; CreateService then says what is missing.
+pub async fn ensure_service_linked_role(ctx: &Ctx) {
+    let result = ctx
+        .aws
+        .iam
+        .create_service_linked_role()
+        .aws_service_name(ECS_SERVICE)
+        .send()
+        .await;
+    match result {
+        Ok(_) => tracing::info!("created the ECS service-linked role"),
+        Err(e) if service_linked_role_exists(error_code(&e), &describe_error(&e)) => {}
+        Err(e) => ctx.out.warn(format!(
+            "could not make sure the ECS service-linked role exists \
+             (iam:CreateServiceLinkedRole {ECS_SERVICE}): {}\n  what to do: if creating the \
+             daemon services then fails, run `aws iam create-service-linked-role \
+             --aws-service-name {ECS_SERVICE}` and `l5d-ecs up` again",
+            describe_error(&e)
+        )),
+    }
+}
+
+/// IAM answers InvalidInput "...has been taken in this account" for a service-linked role
+/// that exists; moto answers EntityAlreadyExists.
+fn service_linked_role_exists(code: Option<&str>, message: &str) -> bool {
+    match code {
+        Some("EntityAlreadyExists") => true,
+        Some("InvalidInput") => message.contains("has been taken in this account"),
+        _ => false,
+    }
+}
+
 /// Deregisters what is left in the cluster, then deletes it, retrying while ECS still
 /// reports services, tasks or container instances in it.
 pub async fn destroy(ctx: &Ctx, record: &ClusterRecord, timeout: Duration) -> Result<()> {
     let name = &record.name;
     let what = format!("ECS cluster {name} to be empty and deleted");
-    poll(&what, timeout, || async {
+    poll_with(&what, timeout, Backoff::DEFAULT, Some(&ctx.out), || async {
         deregister_container_instances(ctx, name).await?;
         let result = ctx.aws.ecs.delete_cluster().cluster(name).send().await;
         match result {
@@ -155,4 +199,30 @@ async fn deregister_container_instances(ctx: &Ctx, cluster: &str) -> Result<()> 
             .aws(format!("deregistering container instance {arn}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_service_linked_role_is_fine() {
+        assert!(service_linked_role_exists(
+            Some("InvalidInput"),
+            "InvalidInput: Service role name AWSServiceRoleForECS has been taken in this \
+             account, please try a different suffix."
+        ));
+        assert!(service_linked_role_exists(
+            Some("EntityAlreadyExists"),
+            "Role with name AWSServiceRoleForECS already exists."
+        ));
+        assert!(!service_linked_role_exists(
+            Some("InvalidInput"),
+            "Invalid service name"
+        ));
+        assert!(!service_linked_role_exists(
+            Some("AccessDenied"),
+            "has been taken in this account"
+        ));
+    }
 }

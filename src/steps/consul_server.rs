@@ -10,14 +10,15 @@ use aws_sdk_ec2::types::{
 };
 
 use crate::aws::{
-    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
-    Poll,
+    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll_with,
+    AwsResultExt, Backoff, Poll,
 };
 use crate::context::Ctx;
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, TokenApi};
 use crate::output::{Action, ResourceKind};
-use crate::state::InstanceSettings;
-use crate::state::{InstanceRecord, Network, SecurityGroupRecord};
+use crate::state::{
+    request_digest, Creates, InstanceRecord, InstanceSettings, Network, SecurityGroupRecord,
+};
 use crate::templates;
 
 /// IMDSv2 only, with one extra hop so that containers in bridge mode reach the metadata service.
@@ -79,8 +80,10 @@ pub async fn ensure_found(
     let name = ctx.stack.consul_server_tag();
     if let Some(id) = found {
         let record = InstanceRecord { instance_id: id };
-        ctx.state
-            .update(|s| s.resources.consul_server = Some(record.clone()))?;
+        ctx.state.update(|s| {
+            s.resources.consul_server = Some(record.clone());
+            s.resources.created(Creates::ConsulServer);
+        })?;
         ctx.out.record(
             ResourceKind::ConsulServer,
             &name,
@@ -95,65 +98,94 @@ pub async fn ensure_found(
         .ok_or_else(|| anyhow!("the state file's network has no subnet"))?;
     let user_data =
         aws_smithy_types::base64::encode(templates::consul_server_user_data(&ctx.stack)?);
-    let token = ctx.state.lineage().map(|lineage| {
-        // A replacement for a terminated server needs a token of its own.
-        let replaces = ctx
+    let creates = Creates::ConsulServer;
+    let request = request_digest(&[
+        "RunInstances/1",
+        ami,
+        &args.instance_type,
+        subnet.as_str(),
+        sg.id.as_str(),
+        &user_data,
+        args.key_pair.as_deref().unwrap_or(""),
+    ]);
+    // EC2 answers a known token with the instance it first started, even once that one is
+    // terminated: such an answer means the token is spent, and a second request with a
+    // fresh token starts the server.
+    for _ in 0..2 {
+        let token = ctx
             .state
-            .resources()
-            .consul_server
-            .map(|r| r.instance_id.to_string())
-            .unwrap_or_default();
-        ctx.stack
-            .client_token(&format!("consul-{replaces}"), &lineage)
-    });
-    let id = create_once(
-        &format!("starting the consul server instance {name}"),
-        || async {
-            ctx.aws
-                .ec2
-                .run_instances()
-                .image_id(ami)
-                .instance_type(InstanceType::from(args.instance_type.as_str()))
-                .min_count(1)
-                .max_count(1)
-                .subnet_id(subnet.as_str())
-                .security_group_ids(sg.id.as_str())
-                .user_data(&user_data)
-                .metadata_options(metadata_options())
-                .tag_specifications(super::ec2_tag_spec(
-                    &ctx.stack,
-                    &name,
-                    ResourceType::Instance,
-                ))
-                .tag_specifications(super::ec2_tag_spec(&ctx.stack, &name, ResourceType::Volume))
-                .set_key_name(args.key_pair.clone())
-                .set_client_token(token.clone())
-                .customize()
-                .config_override(no_retry!(aws_sdk_ec2))
-                .send()
-                .await
-                .map(|out| {
-                    out.instances()
-                        .first()
-                        .and_then(|i| i.instance_id())
-                        .map(InstanceId::from)
-                })
-                .map_err(classify)
-        },
-        || async { Ok(find(ctx).await?.map(Some)) },
-    )
-    .await?
-    .ok_or_else(|| anyhow!("RunInstances returned no instance"))?;
-    let record = InstanceRecord { instance_id: id };
-    ctx.state
-        .update(|s| s.resources.consul_server = Some(record.clone()))?;
-    ctx.out.record(
-        ResourceKind::ConsulServer,
-        &name,
-        record.instance_id.as_str(),
-        Action::Created,
-    );
-    Ok(record)
+            .client_token(creates, &request, TokenApi::RunInstances)?;
+        let (id, state) = create_once(
+            &format!("starting the consul server instance {name} (ec2:RunInstances)"),
+            || async {
+                ctx.aws
+                    .ec2
+                    .run_instances()
+                    .image_id(ami)
+                    .instance_type(InstanceType::from(args.instance_type.as_str()))
+                    .min_count(1)
+                    .max_count(1)
+                    .subnet_id(subnet.as_str())
+                    .security_group_ids(sg.id.as_str())
+                    .user_data(&user_data)
+                    .metadata_options(metadata_options())
+                    .tag_specifications(super::ec2_tag_spec(
+                        &ctx.stack,
+                        &name,
+                        ResourceType::Instance,
+                    ))
+                    .tag_specifications(super::ec2_tag_spec(
+                        &ctx.stack,
+                        &name,
+                        ResourceType::Volume,
+                    ))
+                    .set_key_name(args.key_pair.clone())
+                    .client_token(token.as_str())
+                    .customize()
+                    .config_override(no_retry!(aws_sdk_ec2))
+                    .send()
+                    .await
+                    .map(|out| {
+                        let first = out.instances().first();
+                        (
+                            first.and_then(|i| i.instance_id()).map(InstanceId::from),
+                            first
+                                .and_then(|i| i.state())
+                                .and_then(|s| s.name())
+                                .cloned(),
+                        )
+                    })
+                    .map_err(classify)
+            },
+            || async { Ok(find(ctx).await?.map(|id| (Some(id), None))) },
+        )
+        .await?;
+        let id = id.ok_or_else(|| anyhow!("RunInstances returned no instance"))?;
+        if matches!(
+            state,
+            Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+        ) {
+            tracing::debug!(%id, "RunInstances answered with a terminated instance: token spent");
+            ctx.state.drop_token(creates)?;
+            continue;
+        }
+        let record = InstanceRecord { instance_id: id };
+        ctx.state.update(|s| {
+            s.resources.consul_server = Some(record.clone());
+            s.resources.created(creates);
+        })?;
+        ctx.out.record(
+            ResourceKind::ConsulServer,
+            &name,
+            record.instance_id.as_str(),
+            Action::Created,
+        );
+        return Ok(record);
+    }
+    Err(anyhow!(
+        "starting the consul server instance {name}: EC2 answered twice with a terminated \
+         instance; run `l5d-ecs up` again"
+    ))
 }
 
 /// Terminates the instance and waits until it is gone, so the security group can go next.
@@ -193,7 +225,7 @@ pub async fn wait_terminated(ctx: &Ctx, ids: &[InstanceId], timeout: Duration) -
     }
     let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let what = format!("instances {} to terminate", list.join(", "));
-    poll(&what, timeout, || async {
+    poll_with(&what, timeout, Backoff::DEFAULT, Some(&ctx.out), || async {
         let result = ctx
             .aws
             .ec2

@@ -3,15 +3,19 @@
 //! Linux 2023; a DAEMON service also covers nodes the ASG adds later).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, Result};
 use aws_sdk_ecs::types::{LaunchType, SchedulingStrategy, Service};
 
-use crate::aws::{classify, create_once, describe_error, error_code, no_retry, AwsResultExt};
+use crate::aws::{
+    create_once, create_when_propagated, describe_error, error_code, no_retry, AwsResultExt,
+    NotPropagated,
+};
 use crate::context::Ctx;
-use crate::ids::Arn;
+use crate::ids::{Arn, TokenApi};
 use crate::output::{Action, ResourceKind};
-use crate::state::{ClusterRecord, ServiceRecord, TaskDefinitionRecord};
+use crate::state::{request_digest, ClusterRecord, Creates, ServiceRecord, TaskDefinitionRecord};
 use crate::templates::DAEMON_APPS;
 
 /// The stack's daemon services in the cluster (none if the cluster does not exist yet).
@@ -111,6 +115,7 @@ async fn ensure_one(
     };
     ctx.state.update(|s| {
         s.resources.daemons.insert(name.clone(), record.clone());
+        s.resources.created(Creates::DaemonService(name));
     })?;
     ctx.out
         .record(ResourceKind::DaemonService, name, &arn, action);
@@ -123,7 +128,18 @@ async fn create(
     name: &str,
     task_definition: &TaskDefinitionRecord,
 ) -> Result<String> {
-    let mut request = ctx
+    let creates = Creates::DaemonService(name);
+    let token = ctx.state.client_token(
+        creates,
+        &request_digest(&[
+            "CreateService/DAEMON/1",
+            &cluster.name,
+            name,
+            task_definition.arn.as_str(),
+        ]),
+        TokenApi::CreateService,
+    )?;
+    let request = ctx
         .aws
         .ecs
         .create_service()
@@ -132,25 +148,41 @@ async fn create(
         .task_definition(task_definition.arn.as_str())
         .scheduling_strategy(SchedulingStrategy::Daemon)
         .launch_type(LaunchType::Ec2)
-        .tags(super::ecs_stack_tag(&ctx.stack));
-    if let Some(lineage) = ctx.state.lineage() {
-        request = request.client_token(ctx.stack.client_token(name, &lineage));
-    }
-    create_once(
-        &format!("creating daemon service {name} in {}", cluster.name),
+        .tags(super::ecs_stack_tag(&ctx.stack))
+        .client_token(token.as_str());
+    let what = format!(
+        "creating daemon service {name} in {} (ecs:CreateService)",
+        cluster.name
+    );
+    // The cluster step makes sure the service-linked role exists when it creates the
+    // cluster; a cluster made otherwise may have come without it.
+    let role_ensured = AtomicBool::new(false);
+    let arn = create_once(
+        &what,
         || async {
-            request
-                .clone()
-                .customize()
-                .config_override(no_retry!(aws_sdk_ecs))
-                .send()
-                .await
-                .map(|out| {
-                    out.service()
-                        .and_then(|s| s.service_arn())
-                        .map(str::to_owned)
-                })
-                .map_err(classify)
+            create_when_propagated(&ctx.out, &what, || async {
+                let result = request
+                    .clone()
+                    .customize()
+                    .config_override(no_retry!(aws_sdk_ecs))
+                    .send()
+                    .await;
+                if let Err(e) = &result {
+                    if NotPropagated::from_sdk(e) == Some(NotPropagated::EcsServiceLinkedRole)
+                        && !role_ensured.swap(true, Ordering::SeqCst)
+                    {
+                        super::cluster::ensure_service_linked_role(ctx).await;
+                    }
+                }
+                result
+            })
+            .await
+            .map(|out| {
+                out.service()
+                    .filter(|s| s.status() == Some("ACTIVE"))
+                    .and_then(|s| s.service_arn())
+                    .map(str::to_owned)
+            })
         },
         || async {
             let found = ctx
@@ -169,8 +201,19 @@ async fn create(
                 .map(|s| s.service_arn().map(str::to_owned)))
         },
     )
-    .await?
-    .ok_or_else(|| anyhow!("CreateService returned no service"))
+    .await?;
+    match arn {
+        Some(arn) => Ok(arn),
+        None => {
+            // ECS answers a known token with the first call's service, also once that one is
+            // deleted: the token is spent, and the next `up` must send a new one.
+            ctx.state.drop_token(creates)?;
+            Err(anyhow!(
+                "{what}: ECS answered with no ACTIVE service (an earlier request with the same \
+                 idempotency token, whose service is gone); run `l5d-ecs up` again"
+            ))
+        }
+    }
 }
 
 pub async fn destroy(ctx: &Ctx, cluster: &str, service: &ServiceRecord) -> Result<()> {

@@ -20,19 +20,17 @@ use aws_sdk_autoscaling::types::LaunchConfiguration;
 use aws_sdk_ec2::types::LaunchTemplate;
 
 use crate::aws::{
-    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
-    Poll,
+    classify, create_once, create_when_propagated, describe_error, ec2_filter, error_code,
+    no_retry, poll_with, when_propagated, AwsResultExt, Backoff, CreateError, Poll,
 };
 use crate::context::Ctx;
-use crate::ids::LaunchTemplateId;
+use crate::ids::{LaunchTemplateId, TokenApi};
 use crate::output::{Action, ResourceKind};
-use crate::state::InstanceSettings;
-use crate::state::{LaunchConfigKind, LaunchConfigRecord, RoleRecord, SecurityGroupRecord};
+use crate::state::{
+    request_digest, Creates, InstanceSettings, LaunchConfigKind, LaunchConfigRecord, RoleRecord,
+    SecurityGroupRecord,
+};
 use crate::templates;
-
-/// A new instance profile is refused for some seconds on real AWS (IAM is eventually
-/// consistent).
-const PROFILE_PROPAGATION: Duration = Duration::from_secs(120);
 
 pub struct NodeLaunch<'a> {
     pub sg: &'a SecurityGroupRecord,
@@ -191,59 +189,51 @@ async fn ensure_configuration(
         retired,
     };
     let profile = &launch.role.instance_profile_name;
-    let created = poll(
-        &format!("IAM to accept the new instance profile {profile}"),
-        PROFILE_PROPAGATION,
+    let mut request = ctx
+        .aws
+        .autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name(&name)
+        .image_id(launch.ami)
+        .instance_type(&launch.instance.instance_type)
+        .user_data(&user_data)
+        .iam_instance_profile(profile)
+        .security_groups(launch.sg.id.as_str())
+        .metadata_options(
+            InstanceMetadataOptions::builder()
+                .http_tokens(InstanceMetadataHttpTokensState::Required)
+                .http_put_response_hop_limit(2)
+                .http_endpoint(AsgMetadataEndpoint::Enabled)
+                .build(),
+        );
+    if let Some(key) = &launch.instance.key_pair {
+        request = request.key_name(key);
+    }
+    let what =
+        format!("creating launch configuration {name} (autoscaling:CreateLaunchConfiguration)");
+    // Not retried by the SDK: moto answers a second CreateLaunchConfiguration by replacing
+    // the first. After an error that may hide a success, look first.
+    let created = create_once(
+        &what,
         || async {
-            let mut request = ctx
-                .aws
-                .autoscaling
-                .create_launch_configuration()
-                .launch_configuration_name(&name)
-                .image_id(launch.ami)
-                .instance_type(&launch.instance.instance_type)
-                .user_data(&user_data)
-                .iam_instance_profile(profile)
-                .security_groups(launch.sg.id.as_str())
-                .metadata_options(
-                    InstanceMetadataOptions::builder()
-                        .http_tokens(InstanceMetadataHttpTokensState::Required)
-                        .http_put_response_hop_limit(2)
-                        .http_endpoint(AsgMetadataEndpoint::Enabled)
-                        .build(),
-                );
-            if let Some(key) = &launch.instance.key_pair {
-                request = request.key_name(key);
-            }
-            // Not retried by the SDK: moto answers a second CreateLaunchConfiguration by
-            // replacing the first. After an error that may hide a success, look first.
-            let result = request
-                .customize()
-                .config_override(no_retry!(aws_sdk_autoscaling))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(Poll::Ready(true)),
-                Err(e) if error_code(&e) == Some("UnsupportedOperation") => Ok(Poll::Ready(false)),
-                Err(e) if describe_error(&e).contains("Invalid IamInstanceProfile") => {
-                    Ok(Poll::Pending(describe_error(&e)))
-                }
-                Err(e) => {
-                    let e = classify(e);
-                    if !(e.transient || e.exists) {
-                        return Err(anyhow!("{}", e.message));
-                    }
-                    if find_configuration(ctx, &name).await?.is_some() {
-                        Ok(Poll::Ready(true))
-                    } else {
-                        Ok(Poll::Pending(e.message))
-                    }
-                }
+            let sent = when_propagated(&ctx.out, &what, || {
+                request
+                    .clone()
+                    .customize()
+                    .config_override(no_retry!(aws_sdk_autoscaling))
+                    .send()
+            })
+            .await;
+            match sent {
+                Err(timed_out) => Err(CreateError::fatal(timed_out)),
+                Ok(Ok(_)) => Ok(true),
+                Ok(Err(e)) if error_code(&e) == Some("UnsupportedOperation") => Ok(false),
+                Ok(Err(e)) => Err(classify(e)),
             }
         },
+        || async { Ok(find_configuration(ctx, &name).await?.map(|_| true)) },
     )
-    .await
-    .with_context(|| format!("creating launch configuration {name}"))?;
+    .await?;
     if !created {
         return Ok(None);
     }
@@ -278,6 +268,22 @@ fn template_data(ctx: &Ctx, launch: &NodeLaunch<'_>) -> Result<RequestLaunchTemp
         data = data.key_name(key);
     }
     Ok(data.build())
+}
+
+/// What the launch template would be made from, for its idempotency token: a template
+/// asked for with other data must not send the token of an earlier request.
+fn template_request_digest(ctx: &Ctx, name: &str, launch: &NodeLaunch<'_>) -> Result<String> {
+    let user_data = templates::node_user_data(&ctx.stack)?;
+    Ok(request_digest(&[
+        "CreateLaunchTemplate/1",
+        name,
+        launch.ami,
+        &launch.instance.instance_type,
+        &user_data,
+        &launch.role.instance_profile_name,
+        launch.sg.id.as_str(),
+        launch.instance.key_pair.as_deref().unwrap_or(""),
+    ]))
 }
 
 /// How the template's latest version differs from what `up` would make, in words.
@@ -455,8 +461,10 @@ async fn ensure_template(
             launch_template_id: Some(LaunchTemplateId::from(id)),
             retired: Vec::new(),
         };
-        ctx.state
-            .update(|s| s.resources.launch_config = Some(record.clone()))?;
+        ctx.state.update(|s| {
+            s.resources.launch_config = Some(record.clone());
+            s.resources.created(Creates::LaunchTemplate);
+        })?;
         // A changed node launch becomes a new version; the ASG uses $Latest, so new nodes
         // get it. Running nodes are not replaced.
         let diffs = template_differences(ctx, id, launch).await?;
@@ -467,15 +475,21 @@ async fn ensure_template(
                 "launch template {name} differs ({}): adding a version",
                 diffs.join("; ")
             ));
-            ctx.aws
-                .ec2
-                .create_launch_template_version()
-                .launch_template_id(id)
-                .version_description("l5d-ecs ECS node")
-                .launch_template_data(template_data(ctx, launch)?)
-                .send()
-                .await
-                .aws(format!("adding a version to launch template {name}"))?;
+            let data = template_data(ctx, launch)?;
+            let what = format!(
+                "adding a version to launch template {name} (ec2:CreateLaunchTemplateVersion)"
+            );
+            when_propagated(&ctx.out, &what, || {
+                ctx.aws
+                    .ec2
+                    .create_launch_template_version()
+                    .launch_template_id(id)
+                    .version_description("l5d-ecs ECS node")
+                    .launch_template_data(data.clone())
+                    .send()
+            })
+            .await?
+            .aws(&what)?;
             Action::Updated
         };
         ctx.out
@@ -484,35 +498,39 @@ async fn ensure_template(
     }
     let data = template_data(ctx, launch)?;
 
-    let token = ctx
-        .state
-        .lineage()
-        .map(|lineage| ctx.stack.client_token("lt", &lineage));
+    let creates = Creates::LaunchTemplate;
+    let token = ctx.state.client_token(
+        creates,
+        &template_request_digest(ctx, &name, launch)?,
+        TokenApi::CreateLaunchTemplate,
+    )?;
+    let what = format!("creating launch template {name} (ec2:CreateLaunchTemplate)");
     let id = create_once(
-        &format!("creating launch template {name}"),
+        &what,
         || async {
-            ctx.aws
-                .ec2
-                .create_launch_template()
-                .launch_template_name(&name)
-                .version_description("l5d-ecs ECS node")
-                .launch_template_data(data.clone())
-                .tag_specifications(super::ec2_tag_spec(
-                    &ctx.stack,
-                    &name,
-                    ResourceType::LaunchTemplate,
-                ))
-                .set_client_token(token.clone())
-                .customize()
-                .config_override(no_retry!(aws_sdk_ec2))
-                .send()
-                .await
-                .map(|out| {
-                    out.launch_template()
-                        .and_then(|t| t.launch_template_id())
-                        .map(str::to_owned)
-                })
-                .map_err(classify)
+            create_when_propagated(&ctx.out, &what, || {
+                ctx.aws
+                    .ec2
+                    .create_launch_template()
+                    .launch_template_name(&name)
+                    .version_description("l5d-ecs ECS node")
+                    .launch_template_data(data.clone())
+                    .tag_specifications(super::ec2_tag_spec(
+                        &ctx.stack,
+                        &name,
+                        ResourceType::LaunchTemplate,
+                    ))
+                    .client_token(token.as_str())
+                    .customize()
+                    .config_override(no_retry!(aws_sdk_ec2))
+                    .send()
+            })
+            .await
+            .map(|out| {
+                out.launch_template()
+                    .and_then(|t| t.launch_template_id())
+                    .map(str::to_owned)
+            })
         },
         || async {
             Ok(find_template(ctx, &name)
@@ -529,8 +547,10 @@ async fn ensure_template(
         launch_template_id: Some(LaunchTemplateId::from(id)),
         retired: Vec::new(),
     };
-    ctx.state
-        .update(|s| s.resources.launch_config = Some(record.clone()))?;
+    ctx.state.update(|s| {
+        s.resources.launch_config = Some(record.clone());
+        s.resources.created(creates);
+    })?;
     ctx.out
         .record(ResourceKind::LaunchTemplate, &name, id, Action::Created);
     Ok(record)
@@ -542,9 +562,11 @@ pub async fn destroy(ctx: &Ctx, record: &LaunchConfigRecord, timeout: Duration) 
     let name = &record.name;
     match record.kind {
         LaunchConfigKind::LaunchConfiguration => {
-            poll(
+            poll_with(
                 &format!("launch configuration {name} to be no longer in use"),
                 timeout,
+                Backoff::DEFAULT,
+                Some(&ctx.out),
                 || async {
                     let result = ctx
                         .aws

@@ -9,8 +9,8 @@ use aws_sdk_ec2::types::{
 };
 
 use crate::aws::{
-    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll, AwsResultExt,
-    Poll,
+    classify, create_once, describe_error, ec2_filter, error_code, no_retry, poll_with,
+    AwsResultExt, Backoff, Poll,
 };
 use crate::context::Ctx;
 use crate::ids::{SecurityGroupId, VpcId};
@@ -307,7 +307,7 @@ pub async fn destroy(ctx: &Ctx, record: &SecurityGroupRecord, timeout: Duration)
         "security group {} ({}) to be deletable",
         record.name, record.id
     );
-    poll(&what, timeout, || async {
+    poll_with(&what, timeout, Backoff::DEFAULT, Some(&ctx.out), || async {
         let result = ctx
             .aws
             .ec2
