@@ -391,7 +391,7 @@ async fn launch_configurations(aws: &Aws) -> DoctorLine {
 }
 
 /// The calls `up` and `down` make, for the policy simulator.
-const ACTIONS: [&str; 12] = [
+const ACTIONS: [&str; 13] = [
     "ec2:RunInstances",
     "ec2:CreateSecurityGroup",
     "ec2:AuthorizeSecurityGroupIngress",
@@ -403,6 +403,8 @@ const ACTIONS: [&str; 12] = [
     "ecs:CreateService",
     "iam:PutRolePolicy",
     "iam:PassRole",
+    // ECS's service-linked role, made beside the cluster on an account that lacks it.
+    "iam:CreateServiceLinkedRole",
     "logs:CreateLogGroup",
 ];
 
