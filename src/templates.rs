@@ -53,24 +53,82 @@ fn render(template: &str, vars: &[(&str, &str)]) -> Result<String> {
     Ok(out)
 }
 
+/// Where a boot script runs: the root its absolute paths live under and the instance metadata
+/// service it asks. Instances get [`BootHost::EC2`]; `tests/userdata.rs` runs the very same
+/// scripts under a temporary root against a stand-in metadata service, which is why these are
+/// parameters of the renderer and not fixed in the scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootHost<'a> {
+    /// An absolute directory; `/` on an instance.
+    pub root: &'a str,
+    /// The metadata service's base URL, without `/latest`.
+    pub imds: &'a str,
+}
+
+impl BootHost<'static> {
+    pub const EC2: Self = Self {
+        root: "/",
+        imds: "http://169.254.169.254",
+    };
+}
+
+impl BootHost<'_> {
+    /// The values pasted into the scripts. Both land unquoted in shell and heredocs, so only
+    /// characters that the shell takes literally are accepted.
+    fn vars(&self) -> Result<[(&'static str, &str); 2]> {
+        let literal = |s: &str, extra: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c) || extra.contains(c))
+        };
+        if !self.root.starts_with('/') || !literal(self.root, "") {
+            bail!(
+                "boot root {:?} must be an absolute path of [A-Za-z0-9/._-]",
+                self.root
+            );
+        }
+        if !self.imds.starts_with("http://") || !literal(self.imds, ":") {
+            bail!("metadata URL {:?} must be http://host[:port]", self.imds);
+        }
+        // `/` becomes the empty prefix, so an instance's scripts read `/etc/...`, not `//etc/...`.
+        Ok([
+            ("ROOT", self.root.trim_end_matches('/')),
+            ("IMDS", self.imds.trim_end_matches('/')),
+        ])
+    }
+}
+
 pub fn consul_server_user_data(stack: &StackName) -> Result<String> {
+    consul_server_user_data_on(stack, &BootHost::EC2)
+}
+
+pub fn consul_server_user_data_on(stack: &StackName, host: &BootHost<'_>) -> Result<String> {
+    let [root, imds] = host.vars()?;
     render(
         CONSUL_SERVER_USER_DATA,
         &[
             ("STACK", stack.as_str()),
             ("CONSUL_SERVER_TAG", &stack.consul_server_tag()),
             ("CONSUL_IMAGE", CONSUL_IMAGE),
+            root,
+            imds,
         ],
     )
 }
 
 pub fn node_user_data(stack: &StackName) -> Result<String> {
+    node_user_data_on(stack, &BootHost::EC2)
+}
+
+pub fn node_user_data_on(stack: &StackName, host: &BootHost<'_>) -> Result<String> {
+    let [root, imds] = host.vars()?;
     render(
         NODE_USER_DATA,
         &[
             ("STACK", stack.as_str()),
             ("CLUSTER", &stack.cluster()),
             ("CONSUL_SERVER_TAG", &stack.consul_server_tag()),
+            root,
+            imds,
         ],
     )
 }
@@ -333,6 +391,67 @@ mod tests {
             trust["Statement"][0]["Principal"]["Service"],
             "ec2.amazonaws.com"
         );
+    }
+
+    #[test]
+    fn consul_server_serves_no_dns_and_no_gone_ports() {
+        let script = consul_server_user_data(&stack()).unwrap();
+        assert!(script.contains("-dns-port=-1"));
+        for gone in [
+            "8400",
+            "8600",
+            ":53",
+            " 53",
+            "CONSUL_ALLOW_PRIVILEGED_PORTS",
+        ] {
+            assert!(!script.contains(gone), "{gone:?} in:\n{script}");
+        }
+        let node = node_user_data(&stack()).unwrap();
+        assert!(node.contains(r#""ports": { "dns": -1 }"#));
+    }
+
+    #[test]
+    fn boot_host_prefixes_every_path_and_instances_get_plain_ones() {
+        let ec2 = node_user_data(&stack()).unwrap();
+        assert!(ec2.contains(" /etc/linkerd/linkerd.yaml"));
+        assert!(ec2.contains("IMDS=http://169.254.169.254/latest\n"));
+        assert!(!ec2.contains("//etc") && !ec2.contains("//opt"));
+        let host = BootHost {
+            root: "/tmp/boot-1/",
+            imds: "http://127.0.0.1:8080",
+        };
+        for script in [
+            node_user_data_on(&stack(), &host).unwrap(),
+            consul_server_user_data_on(&stack(), &host).unwrap(),
+        ] {
+            assert!(script.contains("IMDS=http://127.0.0.1:8080/latest\n"));
+            assert!(!script.contains("169.254.169.254"));
+            let unprefixed = script
+                .replace("/tmp/boot-1/opt", "")
+                .replace("/tmp/boot-1/etc", "");
+            assert!(!unprefixed.contains(" /opt/") && !unprefixed.contains(" /etc/ecs"));
+        }
+    }
+
+    #[test]
+    fn boot_host_refuses_what_the_shell_would_not_take_literally() {
+        for root in ["tmp/x", "/tmp/a b", "/tmp/$HOME", "/tmp/x;y", "/tmp/`x`"] {
+            let host = BootHost {
+                root,
+                ..BootHost::EC2
+            };
+            assert!(node_user_data_on(&stack(), &host).is_err(), "{root:?}");
+        }
+        for imds in ["https://169.254.169.254", "http://h/$(x)", "http://a b"] {
+            let host = BootHost {
+                imds,
+                ..BootHost::EC2
+            };
+            assert!(
+                consul_server_user_data_on(&stack(), &host).is_err(),
+                "{imds:?}"
+            );
+        }
     }
 
     #[test]
