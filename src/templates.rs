@@ -16,6 +16,25 @@ pub const EC2_TRUST_POLICY: &str = include_str!("../policies/ec2-trust.json");
 
 /// The five apps of the demo: (name, task definition template). The family of each is
 /// `<stack>-<name>`.
+///
+/// Why the templates say what they say, since JSON has no comments (and the spec refuses
+/// unknown fields, so there is no `_comment` either):
+///
+/// - consul-agent publishes only what consul 1.x serves and the mesh uses: 8301 tcp and udp
+///   (LAN gossip with the server) and 8500 (the HTTP API of linkerd's namer, registrator and
+///   linkerd-viz). Not DNS: consul's is on 8600 and nothing resolves names through it, so the
+///   agent's config turns it off. Not 8400, consul's RPC port until 0.8, nor 53, where nothing
+///   listens and which collides with systemd-resolved on Amazon Linux 2023, keeping docker from
+///   starting the container. Its `GOMEMLIMIT` has Go's collector work harder before the
+///   container's 128 MiB hard limit, where the kernel would kill it.
+/// - linkerd's launcher sizes the heap from `JVM_HEAP_MAX`, 1024M by default: the container's
+///   whole hard limit, before metaspace, threads and netty's direct buffers, so under load the
+///   kernel kills it. The heap is 512M, pinned (`JVM_HEAP_MIN` too: the launcher pre-touches the
+///   heap, so a node without room fails at start, not under load), and direct buffers are capped
+///   (by default they may grow as large as the heap); see
+///   `tests::linkerd_heap_and_direct_buffers_leave_room_under_the_hard_limit`.
+/// - linkerd-viz keeps 1024 MiB: Prometheus and Grafana, Go processes sized by what they hold,
+///   which for a demo of a few nodes is far below it.
 pub const APPS: [(&str, &str); 5] = [
     ("linkerd", include_str!("../task-definitions/linkerd.json")),
     (
@@ -390,6 +409,76 @@ mod tests {
         assert_eq!(
             trust["Statement"][0]["Principal"]["Service"],
             "ec2.amazonaws.com"
+        );
+    }
+
+    /// What linkerd's JVM needs besides heap and direct buffers: metaspace (Finagle, Scala,
+    /// Jackson and every plugin: about 100 MiB), code cache, thread stacks, the collector's
+    /// own structures and malloc arenas.
+    const JVM_OTHER_MIB: i32 = 256;
+
+    fn mib(size: &str) -> i32 {
+        let (n, unit) = size.split_at(size.len() - 1);
+        let n: i32 = n.parse().unwrap_or_else(|_| panic!("size {size:?}"));
+        match unit {
+            "M" | "m" => n,
+            "G" | "g" => n * 1024,
+            _ => panic!("size {size:?}: expected M or G"),
+        }
+    }
+
+    fn env(c: &ContainerSpec, name: &str) -> String {
+        c.environment
+            .iter()
+            .find(|kv| kv.name == name)
+            .unwrap_or_else(|| panic!("{}: no {name}", c.name))
+            .value
+            .clone()
+    }
+
+    #[test]
+    fn linkerd_heap_and_direct_buffers_leave_room_under_the_hard_limit() {
+        let spec = task_definition(&stack(), "us-west-1", "linkerd").unwrap();
+        let c = &spec.container_definitions[0];
+        let heap = mib(&env(c, "JVM_HEAP_MAX"));
+        assert_eq!(mib(&env(c, "JVM_HEAP_MIN")), heap, "heap pinned");
+        let options = env(c, "LOCAL_JVM_OPTIONS");
+        let direct = options
+            .split_whitespace()
+            .find_map(|o| o.strip_prefix("-XX:MaxDirectMemorySize="))
+            .map(mib)
+            .unwrap_or_else(|| panic!("direct buffers uncapped: {options:?}"));
+        assert!(
+            heap + direct + JVM_OTHER_MIB <= c.memory,
+            "heap {heap} + direct {direct} + other {JVM_OTHER_MIB} MiB over the {} MiB limit",
+            c.memory
+        );
+    }
+
+    #[test]
+    fn consul_agent_publishes_only_gossip_and_http_under_a_go_memory_limit() {
+        let spec = task_definition(&stack(), "us-west-1", "consul-agent").unwrap();
+        let c = &spec.container_definitions[0];
+        let ports: Vec<_> = c
+            .port_mappings
+            .iter()
+            .map(|p| (p.host_port, p.container_port, p.protocol.as_str()))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                (Some(8301), 8301, "tcp"),
+                (Some(8301), 8301, "udp"),
+                (Some(8500), 8500, "tcp")
+            ]
+        );
+        let limit = env(c, "GOMEMLIMIT");
+        let limit: i32 = limit.strip_suffix("MiB").unwrap().parse().unwrap();
+        // Room for what Go does not count: the binary's pages and the C side.
+        assert!(
+            limit + 32 <= c.memory,
+            "GOMEMLIMIT {limit}MiB, limit {}",
+            c.memory
         );
     }
 
