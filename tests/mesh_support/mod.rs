@@ -27,12 +27,6 @@ pub fn python() -> PathBuf {
     }
     path
 }
-    }
-    panic!(
-        "no python beside {} (the virtual environment scripts/test creates has one)",
-        moto.display()
-    );
-}
 
 /// A stand-in script of `tests/standins/`.
 pub fn standin(name: &str) -> PathBuf {
