@@ -65,6 +65,7 @@ SOURCE_OPERATIONS = {
         "AttachRolePolicy",
         "CreateInstanceProfile",
         "CreateRole",
+        "CreateServiceLinkedRole",
         "DeleteInstanceProfile",
         "DeleteRole",
         "DeleteRolePolicy",
