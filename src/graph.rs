@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use futures::FutureExt;
@@ -377,11 +378,18 @@ async fn run_up(
 
     let (_, _, nodes, daemons) = futures::join!(rules, consul, nodes, daemons);
     if nodes.is_ok() && daemons.is_ok() && !args.no_wait {
+        // Nodes that joined are not yet a mesh: each needs linkerd, the consul agent and
+        // registrator running. One --wait-timeout bounds both waits.
+        let deadline = Instant::now() + args.wait_timeout.0;
         let _ = f
-            .step(
-                "wait",
-                asg::wait_for_nodes(ctx, sizes.desired, args.wait_timeout.0),
-            )
+            .step("wait", async {
+                asg::wait_for_nodes(ctx, sizes.desired, args.wait_timeout.0).await?;
+                daemons::wait_running_everywhere(
+                    ctx,
+                    deadline.saturating_duration_since(Instant::now()),
+                )
+                .await
+            })
             .await;
     }
 }
