@@ -171,3 +171,12 @@ def test_rules_table_is_current():
 
     path = HERE.parent.parent / "docs" / "aws-rules.md"
     assert path.read_text() == doc.render(), "docs/aws-rules.md is stale: run tests/awsrules/doc.py"
+
+
+def test_every_behaviour_names_a_test_that_exists():
+    import behaviour
+    import test_world
+
+    for b in behaviour.BEHAVIOURS:
+        name = b["test"].rsplit("::", 1)[-1]
+        assert callable(getattr(test_world, name, None)), f"{b['summary']}: no test {name}"
