@@ -122,8 +122,11 @@ pub async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
         }
     }
     // The state lists exactly the tasks that run now (some may have stopped on their own).
+    // A batch token left by a run that crashed is spent too: its tasks, if any, are counted
+    // by now, and a later batch that sent it again would get those (maybe stopped) tasks back.
     let current: Vec<&str> = tasks.iter().filter_map(|t| t.task_arn()).collect();
     ctx.state.update(|s| {
+        s.resources.created(Creates::Tasks(app.name()));
         s.resources.apps.insert(
             app.name().to_owned(),
             AppRecord {
@@ -385,6 +388,7 @@ pub async fn undeploy(ctx: &Ctx, app: App) -> Result<()> {
     stop_tasks(ctx, app, &cluster.name, &family, &tasks, "l5d-ecs undeploy").await?;
     ctx.state.update(|s| {
         s.resources.apps.remove(app.name());
+        s.resources.created(Creates::Tasks(app.name()));
     })?;
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! account check ─┬─ (every node writes state only after it)
 //! network ───────┴──► security group ──┬──► rules
 //! ami ─────────────────────────────────┼──► consul-server
-//! role-policy ─────────────────────────┴──► launch-config ──► asg ──► (wait for nodes)
+//! role-policy ─────────────────────────┴──► launch-config ──► asg ──► (wait for nodes,
+//!                                                                       then for daemons)
 //! cluster ──────────┬──► daemons
 //! register-tasks ───┤
 //! log-group ────────┘

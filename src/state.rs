@@ -157,6 +157,8 @@ impl Resources {
 }
 
 impl Resources {
+    /// Nothing recorded to delete. Pending tokens do not count: no resource of theirs is
+    /// recorded.
     pub fn is_empty(&self) -> bool {
         self.security_group.is_none()
             && self.consul_server.is_none()
@@ -168,7 +170,6 @@ impl Resources {
             && self.daemons.is_empty()
             && self.log_group.is_none()
             && self.apps.values().all(|a| a.tasks.is_empty())
-        // Pending tokens are not resources: nothing of theirs is recorded to delete.
     }
 }
 
