@@ -584,7 +584,15 @@ async fn a_terminated_consul_server_is_replaced_and_a_deleted_daemon_service_cre
         .send()
         .await
         .expect("delete the consul-agent service");
-    assert!(service_task_definition(&t, "consul-agent").await.is_none());
+    // Deleted: DRAINING a while as on AWS (the rules layer), then INACTIVE; `up` waits out a
+    // drain before it makes the service again.
+    let status = t
+        .aws
+        .live_services(DEFAULT_STACK, std::slice::from_ref(&agent))
+        .await
+        .into_iter()
+        .find_map(|s| s.status().map(str::to_string));
+    assert_ne!(status.as_deref(), Some("ACTIVE"), "deleted");
 
     let (out, _, rows) = plan_via_proxy(&t, &[]).await;
     let consul = row(&rows, "consul-server", &consul_name);
