@@ -112,6 +112,12 @@ pub async fn ensure_found(
     // terminated: such an answer means the token is spent, and a second request with a
     // fresh token starts the server.
     for _ in 0..2 {
+        // A token left by a run that crashed before recording its instance.
+        let replaying = ctx
+            .state
+            .resources()
+            .pending_creates
+            .contains_key(&creates.key());
         let token = ctx
             .state
             .client_token(creates, &request, TokenApi::RunInstances)?;
@@ -161,6 +167,12 @@ pub async fn ensure_found(
         )
         .await?;
         let id = id.ok_or_else(|| anyhow!("RunInstances returned no instance"))?;
+        // A replayed answer may show the instance as it was then: look at it now.
+        let state = if replaying {
+            current_state(ctx, &id).await?
+        } else {
+            state
+        };
         if matches!(
             state,
             Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
@@ -186,6 +198,32 @@ pub async fn ensure_found(
         "starting the consul server instance {name}: EC2 answered twice with a terminated \
          instance; run `l5d-ecs up` again"
     ))
+}
+
+/// The instance's state now; an instance EC2 no longer knows is long terminated.
+async fn current_state(ctx: &Ctx, id: &InstanceId) -> Result<Option<InstanceStateName>> {
+    let result = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .instance_ids(id.as_str())
+        .send()
+        .await;
+    match result {
+        Ok(out) => Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| i.state().and_then(|s| s.name()).cloned())),
+        Err(e) if error_code(&e) == Some("InvalidInstanceID.NotFound") => {
+            Ok(Some(InstanceStateName::Terminated))
+        }
+        Err(e) => Err(anyhow!(
+            "looking at the consul server {id} that a repeated RunInstances answered with \
+             (ec2:DescribeInstances): {}",
+            describe_error(&e)
+        )),
+    }
 }
 
 /// Terminates the instance and waits until it is gone, so the security group can go next.
