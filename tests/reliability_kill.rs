@@ -32,6 +32,21 @@ fn down_args() -> Vec<String> {
     ["down", "--yes"].map(String::from).to_vec()
 }
 
+/// The rules layer's eventual consistency off: an `up` then refuses nothing for now and so
+/// makes the same calls every time, and the k-th call of the calibration run is the k-th of
+/// each trial. (The waits themselves are tested in `realistic_aws` and `reliability`.) A reset
+/// restores the delays, so this follows every one.
+fn steady_account(t: &TestEnv) {
+    t.moto.configure(serde_json::json!({"delays": {
+        "instance_profile": 0,
+        "service_linked_role": 0,
+        "eni_release": 0,
+        "asg_delete": 0,
+        "service_drain": 0,
+        "container_instance_deregister": 0,
+    }}));
+}
+
 /// A fresh working directory (and so a fresh state file) for one trial.
 fn trial_dir(t: &TestEnv, name: &str) -> PathBuf {
     let dir = t.work_dir().join(name);
@@ -94,6 +109,7 @@ async fn run_and_kill(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_twenty_moments_of_up_then_up_converges_and_down_leaves_nothing() {
     let t = TestEnv::reusing().await;
+    steady_account(&t);
     let seed = seed();
 
     // How many calls a whole `up` makes with this latency.
@@ -123,6 +139,7 @@ async fn kill_9_at_twenty_moments_of_up_then_up_converges_and_down_leaves_nothin
     let mut failures = Vec::new();
     for (i, k) in moments(total, UP_TRIALS).into_iter().enumerate() {
         t.reset_unless_empty().await;
+        steady_account(&t);
         let dir = trial_dir(&t, &format!("up-{i:02}"));
         let mut trial = Trial::new("kill -9 during up", format!("after {k} of {total} calls"));
         trial.seed = Some(seed.wrapping_add(i as u64));
@@ -186,6 +203,7 @@ async fn kill_9_at_twenty_moments_of_up_then_up_converges_and_down_leaves_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_down_then_down_leaves_nothing() {
     let t = TestEnv::reusing().await;
+    steady_account(&t);
     let seed = seed().wrapping_add(1000);
 
     // How many calls a whole `down` makes with this latency.
@@ -208,6 +226,7 @@ async fn kill_9_during_down_then_down_leaves_nothing() {
     let mut failures = Vec::new();
     for (i, k) in moments(total, DOWN_TRIALS).into_iter().enumerate() {
         t.reset_unless_empty().await;
+        steady_account(&t);
         let dir = trial_dir(&t, &format!("down-{i:02}"));
         Cli::new(&dir, t.moto.url())
             .args(up_args())
