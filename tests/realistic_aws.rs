@@ -161,7 +161,12 @@ async fn tokens_fit_each_api_and_a_partial_down_then_up_never_replays_one() {
         .run()
         .await;
     down.assert_code(1);
-    assert!(t.aws.snapshot(DEFAULT_STACK).await.consul_instances.is_empty());
+    assert!(t
+        .aws
+        .snapshot(DEFAULT_STACK)
+        .await
+        .consul_instances
+        .is_empty());
     assert_eq!(read_state(&state)["lineage"], lineage, "same state lineage");
 
     // The next up starts a new consul server: EC2 would answer its first token with the
@@ -190,7 +195,13 @@ async fn a_launch_template_token_fits_and_is_spent() {
     let t = TestEnv::new().await;
     let proxy = t.proxy().await;
     t.cli_via(&proxy)
-        .args(["up", "--allow-cidr", ALLOW_CIDR, "--no-wait", "--launch-template"])
+        .args([
+            "up",
+            "--allow-cidr",
+            ALLOW_CIDR,
+            "--no-wait",
+            "--launch-template",
+        ])
         .run()
         .await
         .assert_success();
@@ -249,11 +260,21 @@ async fn a_new_instance_profile_is_waited_for_on_the_launch_template_path() {
     let started = Instant::now();
     let up = t
         .cli_via(&proxy)
-        .args(["up", "--allow-cidr", ALLOW_CIDR, "--no-wait", "--launch-template"])
+        .args([
+            "up",
+            "--allow-cidr",
+            ALLOW_CIDR,
+            "--no-wait",
+            "--launch-template",
+        ])
         .run()
         .await;
     up.assert_success();
-    assert!(proxy.count("CreateAutoScalingGroup") >= 4, "{}", proxy.log());
+    assert!(
+        proxy.count("CreateAutoScalingGroup") >= 4,
+        "{}",
+        proxy.log()
+    );
     assert_eq!(carried_out(&proxy.calls(), "CreateAutoScalingGroup"), 1);
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -421,7 +442,11 @@ async fn down_waits_out_what_ecs_keeps_a_while_and_says_so() {
     t.aws.register_container_instances(DEFAULT_STACK).await;
     let proxy = t.proxy().await;
     // Deleted services stay DRAINING, deregistered instances and their tasks linger.
-    proxy.fail_times("DeleteCluster", 1, FaultResponse::cluster_contains("Services"));
+    proxy.fail_times(
+        "DeleteCluster",
+        1,
+        FaultResponse::cluster_contains("Services"),
+    );
     proxy.fail_times(
         "DeleteCluster",
         1,
@@ -439,7 +464,9 @@ async fn down_waits_out_what_ecs_keeps_a_while_and_says_so() {
     assert!(proxy.count("DeleteSecurityGroup") >= 3, "{}", proxy.log());
     let text = down.all_lower();
     assert!(
-        text.contains("waiting up to") && text.contains("cluster") && text.contains("security group"),
+        text.contains("waiting up to")
+            && text.contains("cluster")
+            && text.contains("security group"),
         "down says what it waits for\n{down}"
     );
     assert!(t.aws.snapshot(DEFAULT_STACK).await.leftovers().is_empty());
