@@ -417,11 +417,21 @@ async fn permissions(aws: &Aws, caller_arn: Option<&str>) -> DoctorLine {
             None,
         );
     };
-    if arn.contains(":assumed-role/") || arn.ends_with(":root") {
+    // SimulatePrincipalPolicy takes only an IAM user, group or role ARN: an assumed role,
+    // the root user or a federated user is refused with InvalidInput.
+    let simulable = arn.split(':').nth(2) == Some("iam")
+        && arn
+            .rsplit(':')
+            .next()
+            .is_some_and(|r| r.starts_with("user/") || r.starts_with("role/"));
+    if !simulable {
         return line(
             "IAM permissions",
             Verdict::Unknown,
-            format!("the policy simulator cannot check {arn} (an assumed role or the root user)"),
+            format!(
+                "the policy simulator cannot check {arn} (only an IAM user or role; not an \
+                 assumed role, the root user or a federated user)"
+            ),
             None,
         );
     }

@@ -125,17 +125,21 @@ async fn resolve_nodes(ctx: &Ctx, task_ids: &[String], into: &mut BTreeMap<Strin
     if task_ids.is_empty() {
         return;
     }
-    let described = ctx
-        .aws
-        .ecs
-        .describe_tasks()
-        .cluster(&cluster.name)
-        .set_tasks(Some(task_ids.to_vec()))
-        .send()
-        .await
-        .aws("describing the tasks of the log streams");
-    let Ok(described) = described else { return };
-    let tasks = described.tasks().to_vec();
+    let mut tasks = Vec::new();
+    // DescribeTasks takes at most 100 tasks a call.
+    for chunk in task_ids.chunks(100) {
+        let described = ctx
+            .aws
+            .ecs
+            .describe_tasks()
+            .cluster(&cluster.name)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws("describing the tasks of the log streams");
+        let Ok(described) = described else { return };
+        tasks.extend(described.tasks().iter().cloned());
+    }
     if let Ok(found) = nodes::task_nodes(ctx, &cluster.name, &tasks).await {
         for (arn, node) in found {
             into.insert(

@@ -120,28 +120,26 @@ pub async fn container_instance_hosts(
     cluster: &str,
     arns: &[String],
 ) -> Result<BTreeMap<String, String>> {
-    if arns.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let out = ctx
-        .aws
-        .ecs
-        .describe_container_instances()
-        .cluster(cluster)
-        .set_container_instances(Some(arns.to_vec()))
-        .send()
-        .await
-        .aws(format!("describing container instances of {cluster}"))?;
-    Ok(out
-        .container_instances()
-        .iter()
-        .filter_map(|c| {
+    let mut hosts = BTreeMap::new();
+    // DescribeContainerInstances takes at most 100 container instances a call.
+    for chunk in arns.chunks(100) {
+        let out = ctx
+            .aws
+            .ecs
+            .describe_container_instances()
+            .cluster(cluster)
+            .set_container_instances(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws(format!("describing container instances of {cluster}"))?;
+        hosts.extend(out.container_instances().iter().filter_map(|c| {
             Some((
                 c.container_instance_arn()?.to_owned(),
                 c.ec2_instance_id()?.to_owned(),
             ))
-        })
-        .collect())
+        }));
+    }
+    Ok(hosts)
 }
 
 /// task ARN -> the node it runs on, following task -> container instance -> EC2 instance.
