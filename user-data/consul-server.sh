@@ -1,4 +1,7 @@
 #!/bin/bash
+# Double-brace placeholders are filled in by l5d-ecs (src/templates.rs) before the script
+# ever runs; unrendered, shellcheck would take their braces for shell syntax:
+# shellcheck disable=SC1083
 # Consul server for the l5d-ecs stack "{{STACK}}": one consul agent in server mode,
 # found by the nodes' consul agents through its Name tag ({{CONSUL_SERVER_TAG}}).
 set -euo pipefail

@@ -1,4 +1,7 @@
 #!/bin/bash
+# Double-brace placeholders are filled in by l5d-ecs (src/templates.rs) before the script
+# ever runs; unrendered, shellcheck would take their braces for shell syntax:
+# shellcheck disable=SC1083
 # ECS node of the l5d-ecs stack "{{STACK}}". This script only joins the cluster and writes the
 # configuration that the daemon services (linkerd, consul-agent, consul-registrator) mount;
 # ECS starts those containers itself, on every node, through DAEMON services.
