@@ -25,22 +25,10 @@ fn fresh_account_delays() -> serde_json::Value {
     }})
 }
 
-/// Runs `l5d-ecs <args>` while playing the ECS agent: every node of the stack that runs is
-/// registered as a container instance as soon as the cluster exists.
 async fn run_as_agent(t: &TestEnv, args: &[&str]) -> Output {
-    let mut run = t.cli().args(args.iter().copied()).spawn();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !run.has_exited() {
-        if Instant::now() >= deadline {
-            let out = run.kill().await;
-            panic!("l5d-ecs {args:?} did not finish in 180 s\n{out}");
-        }
-        if t.aws.cluster_active(DEFAULT_STACK).await {
-            t.aws.register_container_instances(DEFAULT_STACK).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    run.finish(Duration::from_secs(10)).await
+    t.run_as_agent(t.cli().args(args.iter().copied()), Duration::from_secs(180))
+        .await
+        .0
 }
 
 /// Tasks not STOPPED in the stack's cluster, by `group` (`service:<name>` for daemons,

@@ -374,23 +374,14 @@ async fn up_stops_waiting_for_a_daemon_whose_tasks_keep_stopping_and_says_why() 
             }
         }
     }));
-    let mut run = t
-        .cli()
-        .args(["up", "--allow-cidr", ALLOW_CIDR, "--wait-timeout", "3m"])
-        .spawn();
     let started = Instant::now();
-    // Play the ECS agent; the rules layer plays the DAEMON scheduler.
-    while !run.has_exited() {
-        if started.elapsed() > Duration::from_secs(150) {
-            let out = run.kill().await;
-            panic!("up kept waiting for a failing daemon\n{out}");
-        }
-        if t.aws.cluster_active(DEFAULT_STACK).await {
-            t.aws.register_container_instances(DEFAULT_STACK).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let out = run.finish(Duration::from_secs(10)).await;
+    let (out, _) = t
+        .run_as_agent(
+            t.cli()
+                .args(["up", "--allow-cidr", ALLOW_CIDR, "--wait-timeout", "3m"]),
+            Duration::from_secs(150),
+        )
+        .await;
     out.assert_code(1);
     assert!(
         out.stderr.contains(&format!("{DEFAULT_STACK}-linkerd")) && out.stderr.contains(reason),

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -11,25 +10,13 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_waits_until_the_nodes_join_the_cluster() {
     let t = TestEnv::new().await;
-    let mut run = t
-        .cli()
-        .args(["up", "--allow-cidr", ALLOW_CIDR, "--wait-timeout", "60s"])
-        .spawn();
-
-    // Play the ECS agent: register every node as soon as it and the cluster exist.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut joined = BTreeSet::new();
-    while !run.has_exited() {
-        if Instant::now() >= deadline {
-            let out = run.kill().await;
-            panic!("up did not finish after the nodes joined\n{out}");
-        }
-        if t.aws.cluster_active(DEFAULT_STACK).await {
-            joined.extend(t.aws.register_container_instances(DEFAULT_STACK).await);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let out = run.finish(Duration::from_secs(10)).await;
+    let (out, joined) = t
+        .run_as_agent(
+            t.cli()
+                .args(["up", "--allow-cidr", ALLOW_CIDR, "--wait-timeout", "60s"]),
+            Duration::from_secs(90),
+        )
+        .await;
     out.assert_success();
     assert_eq!(joined.len(), 2, "two nodes joined: {joined:?}\n{out}");
     let instances = t.aws.container_instances(DEFAULT_STACK).await;

@@ -477,6 +477,27 @@ impl TestEnv {
         Proxy::start(self.moto.url()).await
     }
 
+    /// Runs `cli` to its end while playing the ECS agent (moto has none; the rules layer plays
+    /// the DAEMON scheduler): every running node of the default stack is registered as a
+    /// container instance as soon as the cluster exists. Kills the run and panics after
+    /// `limit`. Returns the output and the EC2 ids registered.
+    pub async fn run_as_agent(&self, cli: Cli, limit: Duration) -> (Output, BTreeSet<String>) {
+        let mut run = cli.spawn();
+        let deadline = Instant::now() + limit;
+        let mut joined = BTreeSet::new();
+        while !run.has_exited() {
+            if Instant::now() >= deadline {
+                let out = run.kill().await;
+                panic!("still running after {limit:?} while the nodes joined\n{out}");
+            }
+            if self.aws.cluster_active(DEFAULT_STACK).await {
+                joined.extend(self.aws.register_container_instances(DEFAULT_STACK).await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (run.finish(Duration::from_secs(10)).await, joined)
+    }
+
     /// SDK clients for another region of the same moto.
     pub async fn aws_in(&self, region: &str) -> Aws {
         Aws::connect(self.moto.url(), region).await
