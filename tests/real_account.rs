@@ -18,7 +18,9 @@ use support::*;
 fn fresh_account_delays() -> serde_json::Value {
     serde_json::json!({"delays": {
         "instance_profile": 2.0,
-        "service_linked_role": 1.5,
+        // Longer than anything before the first CreateService can take on a busy machine, so
+        // that call is always refused first and `up` has to wait.
+        "service_linked_role": 5.0,
         "eni_release": 1.5,
         "asg_delete": 1.5,
         "service_drain": 1.5,
