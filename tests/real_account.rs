@@ -17,7 +17,9 @@ use support::*;
 /// A fresh account's delays, long enough that a tool which does not wait fails.
 fn fresh_account_delays() -> serde_json::Value {
     serde_json::json!({"delays": {
-        "instance_profile": 2.0,
+        // Long enough that the launch configuration or the ASG (launch template) always comes
+        // before the profile is known, so the wait for it is always exercised.
+        "instance_profile": 4.0,
         // Longer than anything before the first CreateService can take on a busy machine, so
         // that call is always refused first and `up` has to wait.
         "service_linked_role": 5.0,
