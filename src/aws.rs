@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::cli::GlobalArgs;
+use crate::options::GlobalArgs;
 use crate::output::Output;
 use crate::stack::usage;
 

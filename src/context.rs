@@ -1,13 +1,12 @@
 //! What every command that talks to AWS shares: the stack, the clients, the state and the
 //! output.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
 
 use crate::aws::Aws;
-use crate::cli::GlobalArgs;
+use crate::options::GlobalArgs;
 use crate::output::Output;
 use crate::stack::StackName;
 use crate::state::StateStore;
@@ -19,39 +18,34 @@ pub struct Ctx {
     pub out: Arc<Output>,
 }
 
-pub fn state_path(global: &GlobalArgs) -> PathBuf {
-    global
-        .state
-        .clone()
-        .unwrap_or_else(|| global.stack.default_state_path())
-}
-
 impl Ctx {
-    /// Reads and locks the state file (refusing a corrupt one before any AWS call), builds the
-    /// clients, and checks that the state file belongs to the current account and region.
-    pub async fn new(global: &GlobalArgs, out: Arc<Output>) -> Result<Self> {
-        Self::new_checked(global, out, None).await
+    /// With the state file already locked (so a corrupt one is refused before any AWS call):
+    /// builds the clients, and checks that the state file belongs to the current account and
+    /// region.
+    pub async fn new(global: &GlobalArgs, state: StateStore, out: Arc<Output>) -> Result<Self> {
+        Self::new_checked(global, state, out, None).await
     }
 
     /// As `new`, but first makes sure the key pair exists: one read call, before any other.
     pub async fn new_checked(
         global: &GlobalArgs,
+        state: StateStore,
         out: Arc<Output>,
         key_pair: Option<&str>,
     ) -> Result<Self> {
-        let ctx = Self::new_unbound(global, out, key_pair).await?;
+        let ctx = Self::new_unbound(global, state, out, key_pair).await?;
         ctx.bind_account().await?;
         Ok(ctx)
     }
 
-    /// The state file is read and locked and the clients built, but the account is not
-    /// checked yet: `up` does that beside its first look-ups, and writes nothing before.
+    /// The clients built, but the account not checked yet: `up` does that beside its first
+    /// look-ups, and writes nothing before.
     pub async fn new_unbound(
         global: &GlobalArgs,
+        state: StateStore,
         out: Arc<Output>,
         key_pair: Option<&str>,
     ) -> Result<Self> {
-        let state = StateStore::open(&state_path(global), &global.stack)?.lock()?;
         let aws = Aws::connect(global).await?;
         out.set_region(&aws.region);
         if let Some(key) = key_pair {

@@ -49,7 +49,10 @@ pub struct InstanceSettings {
 impl InstanceSettings {
     pub const DEFAULT_INSTANCE_TYPE: &'static str = "m4.xlarge";
 
-    pub fn resolve(args: &crate::cli::InstanceArgs, recorded: Option<&InstanceSettings>) -> Self {
+    pub fn resolve(
+        args: &crate::options::InstanceArgs,
+        recorded: Option<&InstanceSettings>,
+    ) -> Self {
         Self {
             instance_type: args
                 .instance_type

@@ -6,20 +6,13 @@
 //! wrote, where the task definitions mount it, and run shellcheck over every piece of shell the
 //! stack ships.
 //!
-//! The renderer lives in a binary crate, so it is compiled in here from its source (with the
-//! stack names it depends on): the test reaches exactly the code `up` runs, with no hidden
-//! subcommand or environment switch in the shipped binary. (Their own unit tests come along
-//! and run here too.)
+//! The renderer is called through the library: the test reaches exactly the code `up` runs,
+//! with no hidden subcommand or environment switch in the shipped binary.
 //!
 //! Needs python3 with PyYAML in `.venv` and shellcheck on PATH; `scripts/test` provides both.
 //! Without them the tests fail, never skip.
 
-#[allow(dead_code)]
-#[path = "../src/stack.rs"]
-mod stack;
-#[allow(dead_code)]
-#[path = "../src/templates.rs"]
-mod templates;
+use l5d_ecs::{stack, templates};
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,159 @@
+//! `down`: everything the state file records, removed in the reverse of [`ORDER`]: each
+//! resource goes once nothing that needs it is left. A failed deletion does not stop the
+//! others; what is left is listed at the end.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Result};
+use futures::future::{BoxFuture, Shared};
+use futures::FutureExt;
+
+use super::Env;
+use crate::cli::DownArgs;
+use crate::context::Ctx;
+use crate::resources::settings::Flags;
+use crate::resources::{self, inventory, needed_by, Name, ORDER};
+use crate::stack::usage;
+use crate::state::Resources;
+
+pub async fn run(args: &DownArgs, env: &Env) -> Result<()> {
+    let stack = env.global.stack.as_str();
+    if args.discover {
+        if !args.yes && !std::io::stdin().is_terminal() {
+            return confirm(&Resources::default(), stack, args);
+        }
+        let (state, s) = env.lock_with_settings(Flags {
+            instance_role: Some(&args.instance_role),
+            ..Flags::default()
+        })?;
+        let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
+        let found = Mutex::new(cx.state.resources());
+        resources::discover(&cx, &s, &found).await?;
+        let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+        cx.state.update(|st| st.resources = found)?;
+        confirm(&cx.state.resources(), stack, args)?;
+        return destroy_all(&cx, args).await;
+    }
+    let path = env.state_path();
+    let Some(recorded) = env.recorded()? else {
+        env.out.progress(format!(
+            "nothing to delete: no state file at {} (add --discover to look for the stack's \
+             resources in AWS)",
+            path.display()
+        ));
+        return Ok(());
+    };
+    confirm(&recorded.resources, stack, args)?;
+    let cx = env.connect().await?;
+    destroy_all(&cx, args).await
+}
+
+/// Asks on a terminal; refuses (exit 2) without one. Runs before any AWS call.
+fn confirm(resources: &Resources, stack: &str, args: &DownArgs) -> Result<()> {
+    if args.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(format!(
+            "down would delete the resources of stack {stack}; not on a terminal, so add --yes \
+             to confirm"
+        )));
+    }
+    let items = inventory(resources);
+    let kind_width = items
+        .iter()
+        .map(|i| i.kind.label().len())
+        .max()
+        .unwrap_or(0);
+    let name_width = items.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "This deletes, in stack {stack}:")?;
+    for i in items {
+        writeln!(
+            err,
+            "  {:<kind_width$}  {:<name_width$}  {}",
+            i.kind.label(),
+            i.name,
+            i.id
+        )?;
+    }
+    write!(err, "Delete them? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(usage("not confirmed; nothing was deleted"))
+    }
+}
+
+type Gone<'a> = Shared<BoxFuture<'a, bool>>;
+
+async fn destroy_all(cx: &Ctx, args: &DownArgs) -> Result<()> {
+    let timeout = args.timeout.0;
+    let errors: Mutex<Vec<String>> = Mutex::default();
+    let errors_ref = &errors;
+    let mut gone: BTreeMap<Name, Gone<'_>> = BTreeMap::new();
+    // Reverse table order: whatever needs a resource is scheduled before it.
+    for e in ORDER.iter().rev() {
+        let dependents: Vec<(&'static str, Gone<'_>)> = needed_by(e.name())
+            .filter_map(|d| gone.get(&d.name()).map(|g| (d.resource.what(), g.clone())))
+            .collect();
+        let work = async move {
+            let mut blocked = None;
+            for (what, g) in dependents {
+                if !g.await && blocked.is_none() {
+                    blocked = Some(what);
+                }
+            }
+            let recorded = !e.resource.inventory(&cx.state.resources()).is_empty();
+            if let Some(what) = blocked.filter(|_| recorded) {
+                errors_ref
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!(
+                        "{}: not tried, {what} is still there",
+                        e.resource.what()
+                    ));
+                return false;
+            }
+            match e.resource.destroy(cx, timeout).await {
+                Ok(()) => true,
+                Err(err) => {
+                    errors_ref
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("{err:#}"));
+                    false
+                }
+            }
+        };
+        gone.insert(e.name(), work.boxed().shared());
+    }
+    futures::future::join_all(gone.into_values()).await;
+
+    let left = cx.state.resources();
+    if resources::is_empty(&left) {
+        cx.state.remove()?;
+        return Ok(());
+    }
+    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    let items = inventory(&left);
+    for i in &items {
+        let why = errors
+            .iter()
+            .find(|e| (!i.name.is_empty() && e.contains(&i.name)) || e.contains(&i.id))
+            .cloned()
+            .unwrap_or_else(|| "see the errors above".to_owned());
+        cx.out.leftover(i.kind, &i.name, &i.id, why);
+    }
+    Err(anyhow!(
+        "down did not finish; {} resource(s) are still there and remain in the state file {}:\n  {}",
+        items.len(),
+        cx.state.path().display(),
+        errors.join("\n  ")
+    ))
+}

@@ -1,0 +1,111 @@
+//! `list`: the stacks this machine knows from state files, and with `--discover` those that
+//! carry the `l5d-ecs:stack` tag in the region.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Env;
+use crate::aws::{ec2_filter, AwsResultExt};
+use crate::cli::ListArgs;
+use crate::context::Ctx;
+use crate::kinds::{Action, ResourceKind};
+use crate::stack::{StackName, STACK_TAG};
+use crate::state::StateStore;
+
+pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
+    let out = &env.out;
+    let path = env.state_path();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut known = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let Ok(stack) = StackName::parse(stem) else {
+                continue;
+            };
+            match StateStore::open(&p, &stack) {
+                Ok(store) => {
+                    if let Some(state) = store.snapshot() {
+                        let count = crate::resources::inventory(&state.resources).len();
+                        out.record(
+                            ResourceKind::Stack,
+                            state.stack.as_str(),
+                            format!(
+                                "{} {} {count} resource(s) {}",
+                                state.account_id,
+                                state.region,
+                                p.display()
+                            ),
+                            Action::Kept,
+                        );
+                        known.push(state.stack.to_string());
+                    }
+                }
+                Err(e) => out.warn(format!("{}: {e:#}", p.display())),
+            }
+        }
+    }
+    if args.discover {
+        let ctx = env.connect().await?;
+        for stack in stacks_in_region(&ctx).await? {
+            if !known.contains(&stack) {
+                out.record(
+                    ResourceKind::Stack,
+                    &stack,
+                    format!("{} (no state file here)", ctx.aws.region),
+                    Action::Found,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stack names that carry the `l5d-ecs:stack` tag on EC2 resources or ASGs in the region.
+async fn stacks_in_region(ctx: &Ctx) -> Result<BTreeSet<String>> {
+    let mut stacks = BTreeSet::new();
+    let ec2 = ctx
+        .aws
+        .ec2
+        .describe_tags()
+        .filters(ec2_filter("key", &[STACK_TAG]))
+        .send()
+        .await
+        .aws("listing EC2 resources tagged l5d-ecs:stack")?;
+    stacks.extend(
+        ec2.tags()
+            .iter()
+            .filter_map(|t| t.value().map(str::to_owned)),
+    );
+    let asg = ctx
+        .aws
+        .autoscaling
+        .describe_tags()
+        .filters(
+            aws_sdk_autoscaling::types::Filter::builder()
+                .name("key")
+                .values(STACK_TAG)
+                .build(),
+        )
+        .send()
+        .await
+        .aws("listing auto scaling groups tagged l5d-ecs:stack")?;
+    stacks.extend(
+        asg.tags()
+            .iter()
+            .filter_map(|t| t.value().map(str::to_owned)),
+    );
+    Ok(stacks)
+}

@@ -1,0 +1,179 @@
+//! The commands: each module has one entry, `run(args, env)`, and owns its result type.
+//! `run` here turns parsed arguments into a finished command: it builds the output, hands the
+//! command over, prints the one result and chooses the exit code.
+
+pub mod apply;
+pub mod dashboard;
+pub mod deploy;
+pub mod docs;
+pub mod doctor;
+pub mod down;
+pub mod list;
+pub mod load;
+pub mod logs;
+pub mod plan;
+pub mod status;
+pub mod step;
+pub mod tunnel;
+pub mod undeploy;
+pub mod up;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::context::Ctx;
+use crate::options::{GlobalArgs, OutputFormat};
+use crate::output::Output;
+use crate::resources::settings::{Flags, Settings};
+use crate::state::{State, StateStore};
+
+/// What every command has: the global flags and the output.
+pub struct Env {
+    pub global: GlobalArgs,
+    pub out: Arc<Output>,
+}
+
+impl Env {
+    pub fn state_path(&self) -> PathBuf {
+        self.global
+            .state
+            .clone()
+            .unwrap_or_else(|| self.global.stack.default_state_path())
+    }
+
+    /// The state file as it is, without locking it (`None`: there is none).
+    pub fn recorded(&self) -> Result<Option<State>> {
+        Ok(StateStore::open(&self.state_path(), &self.global.stack)?.snapshot())
+    }
+
+    /// The state file, locked for this run (a corrupt one is refused here).
+    pub fn lock(&self) -> Result<StateStore> {
+        StateStore::open(&self.state_path(), &self.global.stack)?.lock()
+    }
+
+    /// The state file locked, then the settings from these flags, what the last `up`
+    /// recorded, and the defaults: resolved once, checked before any AWS call.
+    pub fn lock_with_settings(&self, flags: Flags<'_>) -> Result<(StateStore, Settings)> {
+        // Bad input is refused before anything touches the disk (the lock makes the state's
+        // directory); the settings that count are those resolved under the lock.
+        Settings::resolve(flags, self.recorded()?.as_ref())?;
+        let state = self.lock()?;
+        let settings = Settings::resolve(flags, state.snapshot().as_ref())?;
+        Ok((state, settings))
+    }
+
+    /// The state file locked, the clients built and the account checked.
+    pub async fn connect(&self) -> Result<Ctx> {
+        Ctx::new(&self.global, self.lock()?, self.out.clone()).await
+    }
+}
+
+/// Why a command failed, as an exit code.
+pub enum ExitStatus {
+    Failed = 1,
+    Usage = 2,
+    CheckFailed = 3,
+}
+
+impl ExitStatus {
+    pub fn of(e: &anyhow::Error) -> Self {
+        if e.downcast_ref::<crate::stack::UsageError>().is_some() {
+            Self::Usage
+        } else if e.downcast_ref::<verify::ChecksFailed>().is_some() {
+            Self::CheckFailed
+        } else {
+            Self::Failed
+        }
+    }
+
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    if let Some(code) = docs::run(&cli.command) {
+        return code;
+    }
+    let env = Env {
+        out: Arc::new(Output::new(cli.global.output, cli.global.quiet)),
+        global: cli.global,
+    };
+    let result = dispatch(&cli.command, &env).await;
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    if let Some(e) = &error {
+        eprintln!("error: {e}");
+    }
+    let name = cli.command.name();
+    env.out
+        .finish(&env.out.report(name, env.global.stack.as_str(), error));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitStatus::of(&e).code(),
+    }
+}
+
+async fn dispatch(command: &Command, env: &Env) -> Result<()> {
+    match command {
+        Command::Up(args) if args.dry_run => plan::run(args, env).await,
+        Command::Up(args) => up::run(args, env).await,
+        Command::Plan(args) => plan::run(args, env).await,
+        Command::Doctor(args) => doctor::run(args, env).await,
+        Command::Down(args) => down::run(args, env).await,
+        Command::SecurityGroup(args) => step::run(command.name(), args.flags(), env).await,
+        Command::ConsulServer(args) => step::run(command.name(), args.flags(), env).await,
+        Command::RolePolicy(args) => step::run(command.name(), args.flags(), env).await,
+        Command::LaunchConfig(args) => step::run(command.name(), args.flags(), env).await,
+        Command::Asg(args) => step::run(command.name(), args.flags(), env).await,
+        Command::Cluster | Command::RegisterTasks | Command::Daemons | Command::LogGroup => {
+            step::run(command.name(), Flags::default(), env).await
+        }
+        Command::Deploy(args) => deploy::run(args, env).await,
+        Command::Undeploy(args) => undeploy::run(args, env).await,
+        Command::Verify(args) => verify::run(args, env).await,
+        Command::Status(args) => status::run(args, env).await,
+        Command::List(args) => list::run(args, env).await,
+        Command::Logs(args) => logs::run(args, env).await,
+        Command::Dashboard(args) => dashboard::run(args, env).await,
+        Command::Tunnel(args) => tunnel::run(args, env).await,
+        Command::Load(args) => load::run(args, env).await,
+        Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+/// Bad usage found by clap: its message on stderr and exit 2 (help and version print as
+/// usual, exit 0). With `--output json`, stdout still gets its one JSON document.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) && !e.use_stderr()
+    {
+        return ExitCode::SUCCESS;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let wants_json = args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json");
+    if wants_json {
+        let out = Output::new(OutputFormat::Json, true);
+        let message = e.to_string();
+        let first_line = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        out.finish(&out.report("?", "", Some(first_line.to_owned())));
+    }
+    ExitStatus::Usage.code()
+}

@@ -1,0 +1,299 @@
+//! `status`: every resource in the state file with its live state (each resource says its
+//! own), the nodes with what runs on them, and the addresses of the UIs; with `--discover`,
+//! what AWS has of the stack without the state file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use aws_sdk_ecs::types::DesiredStatus;
+use serde::Serialize;
+
+use super::Env;
+use crate::aws::AwsResultExt;
+use crate::cli::StatusArgs;
+use crate::context::Ctx;
+use crate::kinds::{Action, Address, ResourceStatus};
+use crate::nodes::{self, task_id};
+use crate::resources::{self, settings::Flags};
+use crate::tasks;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub state_file: String,
+    pub resources: Vec<ResourceStatus>,
+    pub nodes: Vec<NodeStatus>,
+    /// Tasks of the stack that stopped in the last hour or so, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped_tasks: Vec<StoppedTaskStatus>,
+    pub addresses: Vec<Address>,
+    /// The node that runs linkerd-viz, for `verify`.
+    #[serde(skip)]
+    pub viz_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedTaskStatus {
+    pub family: String,
+    pub task_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// ECS's stoppedReason, then each container's exit code and reason.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub instance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub instance_state: String,
+    /// ACTIVE, DRAINING, ... or `not registered`.
+    pub container_instance: String,
+    /// Running tasks on the node: family -> task ids.
+    pub tasks: BTreeMap<String, Vec<String>>,
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(out, "state file: {}", self.state_file)?;
+        for r in &self.resources {
+            writeln!(
+                out,
+                "{:<21} {:<28} {:<40} {}",
+                r.kind, r.name, r.id, r.state
+            )?;
+        }
+        for n in &self.nodes {
+            writeln!(
+                out,
+                "node {} {} ({}, container instance {})",
+                n.instance_id,
+                n.host.as_deref().unwrap_or("-"),
+                n.instance_state,
+                n.container_instance
+            )?;
+            for (family, ids) in &n.tasks {
+                writeln!(out, "    {family}: {}", ids.join(", "))?;
+            }
+        }
+        for t in &self.stopped_tasks {
+            writeln!(
+                out,
+                "stopped {} {} on {} at {}: {}",
+                t.family,
+                t.task_id,
+                t.instance_id.as_deref().unwrap_or("?"),
+                t.stopped_at.as_deref().unwrap_or("?"),
+                t.reason
+            )?;
+        }
+        for a in &self.addresses {
+            writeln!(out, "{:<14} {}", a.name, a.url)?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
+    let (state, s) = env.lock_with_settings(Flags {
+        instance_role: Some(&args.instance_role),
+        ..Flags::default()
+    })?;
+    let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
+    if args.discover {
+        let found = Mutex::default();
+        resources::discover(&cx, &s, &found).await?;
+        let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+        for i in resources::inventory(&found) {
+            env.out.record(i.kind, i.name, i.id, Action::Found);
+        }
+        return Ok(());
+    }
+    env.out.section("status", &report(&cx).await?);
+    Ok(())
+}
+
+/// The live state of the stack.
+pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
+    let r = ctx.state.resources();
+    let lines: Vec<ResourceStatus> = resources::status(ctx, &r).await;
+
+    let mut node_list = Vec::new();
+    let mut stopped_list = Vec::new();
+    let mut viz_host = None;
+    if let Some(cluster) = &r.cluster {
+        let name = &cluster.name;
+        // What runs where: container instances and their tasks.
+        let ci_arns = ctx
+            .aws
+            .ecs
+            .list_container_instances()
+            .cluster(name)
+            .send()
+            .await
+            .aws(format!("listing the container instances of {name}"))?
+            .container_instance_arns()
+            .to_vec();
+        let mut registered: BTreeMap<String, String> = BTreeMap::new();
+        let mut ci_status: BTreeMap<String, String> = BTreeMap::new();
+        if !ci_arns.is_empty() {
+            let out = ctx
+                .aws
+                .ecs
+                .describe_container_instances()
+                .cluster(name)
+                .set_container_instances(Some(ci_arns))
+                .send()
+                .await
+                .aws(format!("describing the container instances of {name}"))?;
+            for ci in out.container_instances() {
+                if let (Some(ec2), Some(arn)) = (ci.ec2_instance_id(), ci.container_instance_arn())
+                {
+                    registered.insert(arn.to_owned(), ec2.to_owned());
+                    ci_status.insert(ec2.to_owned(), ci.status().unwrap_or("?").to_owned());
+                }
+            }
+        }
+        let listing = |status: DesiredStatus| {
+            ctx.aws
+                .ecs
+                .list_tasks()
+                .cluster(name)
+                .desired_status(status)
+        };
+        let (running_what, stopped_what) = (
+            format!("the running tasks of {name}"),
+            format!("the stopped tasks of {name}"),
+        );
+        let (running_arns, stopped_arns) = futures::join!(
+            tasks::list(listing(DesiredStatus::Running), &running_what),
+            tasks::list(listing(DesiredStatus::Stopped), &stopped_what)
+        );
+        let (running_arns, stopped_arns) = (running_arns?, stopped_arns?);
+        let (tasks, stopped) = futures::join!(
+            tasks::describe(ctx, name, &running_arns),
+            tasks::describe(ctx, name, &stopped_arns)
+        );
+        let tasks = tasks?;
+        stopped_list = recently_stopped(ctx, stopped?, &registered);
+        let mut by_instance: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for t in &tasks {
+            let Some(ec2) = t.container_instance_arn().and_then(|a| registered.get(a)) else {
+                continue;
+            };
+            let family = t
+                .task_definition_arn()
+                .and_then(|a| a.rsplit('/').next())
+                .and_then(|f| f.rsplit_once(':').map(|(f, _)| f))
+                .unwrap_or("?")
+                .to_owned();
+            by_instance
+                .entry(ec2.clone())
+                .or_default()
+                .entry(family)
+                .or_default()
+                .push(task_id(t.task_arn().unwrap_or_default()).to_owned());
+        }
+        let running = nodes::running_nodes(ctx).await?;
+        let viz_family = ctx.stack.family("linkerd-viz");
+        for n in &running {
+            let id = n.instance_id.to_string();
+            let tasks = by_instance.remove(&id).unwrap_or_default();
+            if tasks.contains_key(&viz_family) && viz_host.is_none() {
+                viz_host = n.host().map(str::to_owned);
+            }
+            node_list.push(NodeStatus {
+                container_instance: ci_status
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| "not registered".to_owned()),
+                instance_id: id,
+                host: n.host().map(str::to_owned),
+                instance_state: n.state.clone(),
+                tasks,
+            });
+        }
+    }
+
+    let mut addresses = Vec::new();
+    if let Some(host) = node_list.iter().find_map(|n| n.host.clone()) {
+        addresses.push(Address {
+            name: "linkerd admin".into(),
+            url: format!("http://{host}:9990"),
+        });
+        addresses.push(Address {
+            name: "consul UI".into(),
+            url: format!("http://{host}:8500/ui"),
+        });
+    }
+    if let Some(host) = &viz_host {
+        addresses.push(Address {
+            name: "linkerd-viz".into(),
+            url: format!("http://{host}:3000"),
+        });
+    }
+    Ok(StatusReport {
+        state_file: ctx.state.path().display().to_string(),
+        resources: lines,
+        nodes: node_list,
+        stopped_tasks: stopped_list,
+        addresses,
+        viz_host,
+    })
+}
+
+/// How many stopped tasks of one family `status` shows: the newest say what goes wrong now.
+const STOPPED_PER_FAMILY: usize = 3;
+
+/// The stack's tasks that stopped other than on request (a failure to start, an exit, a
+/// replacement), newest first, a few per family. ECS describes STOPPED tasks for about an
+/// hour after they stop.
+fn recently_stopped(
+    ctx: &Ctx,
+    mut stopped: Vec<aws_sdk_ecs::types::Task>,
+    container_instances: &BTreeMap<String, String>,
+) -> Vec<StoppedTaskStatus> {
+    let families: Vec<String> = crate::templates::APPS
+        .iter()
+        .map(|(app, _)| ctx.stack.family(app))
+        .collect();
+    stopped.retain(|t| {
+        t.stop_code() != Some(&aws_sdk_ecs::types::TaskStopCode::UserInitiated)
+            && tasks::family(t).is_some_and(|f| families.iter().any(|ours| ours == f))
+    });
+    let when = |t: &aws_sdk_ecs::types::Task| {
+        t.stopped_at()
+            .or(t.stopping_at())
+            .or(t.created_at())
+            .map(|d| (d.secs(), d.subsec_nanos()))
+    };
+    stopped.sort_by_key(|t| std::cmp::Reverse(when(t)));
+    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for t in &stopped {
+        let family = tasks::family(t).unwrap_or("?").to_owned();
+        let n = shown.entry(family.clone()).or_default();
+        if *n >= STOPPED_PER_FAMILY {
+            continue;
+        }
+        *n += 1;
+        out.push(StoppedTaskStatus {
+            family,
+            task_id: task_id(t.task_arn().unwrap_or_default()).to_owned(),
+            instance_id: t
+                .container_instance_arn()
+                .and_then(|a| container_instances.get(a))
+                .cloned(),
+            stopped_at: t
+                .stopped_at()
+                .or(t.stopping_at())
+                .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+            reason: tasks::why_stopped(t),
+        });
+    }
+    out
+}

@@ -1,0 +1,350 @@
+//! The demo apps' tasks (hello-world, linkerd-viz) that `deploy` starts in the cluster,
+//! started by this tool (so they can be told apart from anything else in the cluster) and
+//! recorded in the state file. `up` does not make them; `down` stops them.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use aws_sdk_ecs::types::Task;
+use clap::ValueEnum;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::{Name, Plan, Ready, Resource, Settings};
+use crate::aws::AwsResultExt;
+use crate::context::Ctx;
+use crate::ids::Arn;
+use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::nodes::task_id;
+use crate::options::App;
+use crate::state::{AppRecord, Creates, Resources};
+use crate::tasks;
+
+pub struct Apps;
+
+impl Resource for Apps {
+    fn name(&self) -> Name {
+        Name::Apps
+    }
+
+    fn what(&self) -> &'static str {
+        "demo apps"
+    }
+
+    fn command(&self) -> &'static str {
+        "deploy"
+    }
+
+    fn made_by_up(&self) -> bool {
+        false
+    }
+
+    fn is_recorded(&self, r: &Resources, _: &Settings) -> bool {
+        r.apps.values().any(|a| !a.tasks.is_empty())
+    }
+
+    fn up<'a>(&'a self, _: &'a Ctx, _: &'a Settings, _: Ready<'a>) -> BoxFuture<'a, Result<()>> {
+        async {
+            Err(anyhow!(
+                "the demo apps are made by `l5d-ecs deploy <app>`, not by `up`"
+            ))
+        }
+        .boxed()
+    }
+
+    fn plan<'a>(&'a self, _: &'a Ctx, _: &'a Settings, _: &'a Plan) -> BoxFuture<'a, Result<()>> {
+        // `up` does not deploy the apps: nothing to plan.
+        async { Ok(()) }.boxed()
+    }
+
+    fn inventory(&self, r: &Resources) -> Vec<Item> {
+        r.apps
+            .values()
+            .flat_map(|app| {
+                app.tasks
+                    .iter()
+                    .map(|t| Item::new(ResourceKind::Task, &app.family, t.as_str()))
+            })
+            .collect()
+    }
+
+    fn destroy<'a>(&'a self, cx: &'a Ctx, _: Duration) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let r = cx.state.resources();
+            if r.apps.is_empty() {
+                return Ok(());
+            }
+            if r.cluster.is_none() {
+                bail!("the state file lists tasks of the demo apps but no cluster");
+            }
+            let mut errors = Vec::new();
+            for app in r.apps.keys() {
+                if let Err(e) = stop(cx, app).await {
+                    errors.push(format!("{e:#}"));
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow!(errors.join("; ")))
+            }
+        }
+        .boxed()
+    }
+
+    fn discover<'a>(
+        &'a self,
+        cx: &'a Ctx,
+        _: &'a Settings,
+        found: &'a Mutex<Resources>,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            // Only in a cluster that is ours: `down --discover` stops what is found.
+            let Some(cluster) = super::cluster::find_ours(cx).await? else {
+                return Ok(());
+            };
+            let running = running_tasks(cx, &cluster.name).await?;
+            let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
+            for app in App::value_variants() {
+                let family = cx.stack.family(app.name());
+                let tasks: Vec<Arn> = running
+                    .iter()
+                    .filter(|t| tasks::family(t) == Some(family.as_str()))
+                    .filter_map(|t| t.task_arn().map(Arn::from))
+                    .collect();
+                if tasks.is_empty() {
+                    continue;
+                }
+                // Tasks are added to a recorded app, not in place of its record.
+                let record = found
+                    .apps
+                    .entry(app.name().to_owned())
+                    .or_insert_with(|| AppRecord {
+                        family: family.clone(),
+                        tasks: Vec::new(),
+                    });
+                for t in tasks {
+                    if !record.tasks.contains(&t) {
+                        record.tasks.push(t);
+                    }
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn status<'a>(&'a self, cx: &'a Ctx, r: &'a Resources) -> BoxFuture<'a, Vec<ResourceStatus>> {
+        async move {
+            if r.apps.is_empty() {
+                return Vec::new();
+            }
+            let cluster = r
+                .cluster
+                .as_ref()
+                .map_or_else(|| cx.stack.cluster(), |c| c.name.clone());
+            let arns: Vec<String> = r
+                .apps
+                .values()
+                .flat_map(|a| a.tasks.iter().map(|t| t.to_string()))
+                .collect();
+            let described = tasks::describe(cx, &cluster, &arns).await;
+            r.apps
+                .iter()
+                .map(|(name, app)| {
+                    let state = match &described {
+                        Ok(described) => app_state(app, described),
+                        Err(e) => format!("unknown: {e:#}"),
+                    };
+                    ResourceStatus::new(ResourceKind::Task, &app.family, name, state)
+                })
+                .collect()
+        }
+        .boxed()
+    }
+}
+
+/// How many of the app's recorded tasks run, in words; the others by their ECS status.
+fn app_state(app: &AppRecord, described: &[Task]) -> String {
+    if app.tasks.is_empty() {
+        return "no task recorded".to_owned();
+    }
+    let ours: Vec<&Task> = described
+        .iter()
+        .filter(|t| {
+            t.task_arn()
+                .is_some_and(|a| app.tasks.iter().any(|r| r.as_str() == a))
+        })
+        .collect();
+    if ours.is_empty() {
+        return "missing".to_owned();
+    }
+    let mut others: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut running = 0;
+    for t in &ours {
+        match t.last_status().unwrap_or("?") {
+            "RUNNING" => running += 1,
+            status => *others.entry(status).or_default() += 1,
+        }
+    }
+    let gone = app.tasks.len() - ours.len();
+    if gone > 0 {
+        others.insert("gone", gone);
+    }
+    let mut state = format!("{running} of {} recorded task(s) running", app.tasks.len());
+    if !others.is_empty() {
+        let rest: Vec<String> = others.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        state.push_str(&format!(" ({})", rest.join(", ")));
+    }
+    state
+}
+
+/// The tasks this tool started in the cluster that are meant to run. ListTasks takes
+/// `startedBy` only alone, so the family and the desired status are read from the described
+/// tasks: one listing covers both apps.
+async fn running_tasks(ctx: &Ctx, cluster: &str) -> Result<Vec<Task>> {
+    let arns = tasks::list(
+        ctx.aws
+            .ecs
+            .list_tasks()
+            .cluster(cluster)
+            .started_by(ctx.stack.started_by()),
+        &format!("the tasks l5d-ecs started in {cluster}"),
+    )
+    .await?;
+    Ok(tasks::describe(ctx, cluster, &arns)
+        .await?
+        .into_iter()
+        .filter(|t| t.desired_status() == Some("RUNNING"))
+        .collect())
+}
+
+/// The tasks of one family that this tool started and that are meant to run.
+pub async fn our_tasks(ctx: &Ctx, cluster: &str, family: &str) -> Result<Vec<Task>> {
+    Ok(running_tasks(ctx, cluster)
+        .await?
+        .into_iter()
+        .filter(|t| tasks::family(t) == Some(family))
+        .collect())
+}
+
+/// Stops every task of the app (`hello-world`, `linkerd-viz`) that this tool started, and
+/// forgets the app. Nothing recorded of the cluster: nothing to stop.
+pub async fn stop(ctx: &Ctx, app: &str) -> Result<()> {
+    let Some(cluster) = ctx.state.resources().cluster else {
+        return Ok(());
+    };
+    let family = ctx.stack.family(app);
+    let tasks = our_tasks(ctx, &cluster.name, &family).await?;
+    stop_tasks(ctx, app, &cluster.name, &family, &tasks, "l5d-ecs undeploy").await?;
+    ctx.state.update(|s| {
+        s.resources.apps.remove(app);
+        s.resources.created(Creates::Tasks(app));
+    })?;
+    Ok(())
+}
+
+/// Stops the tasks one by one, each forgotten as soon as it is stopped.
+pub async fn stop_tasks(
+    ctx: &Ctx,
+    app: &str,
+    cluster: &str,
+    family: &str,
+    tasks: &[Task],
+    reason: &str,
+) -> Result<()> {
+    for t in tasks {
+        let Some(arn) = t.task_arn() else { continue };
+        ctx.aws
+            .ecs
+            .stop_task()
+            .cluster(cluster)
+            .task(arn)
+            .reason(reason)
+            .send()
+            .await
+            .aws(format!("stopping {family} task {}", task_id(arn)))?;
+        record_tasks(
+            ctx,
+            app,
+            family,
+            std::iter::empty(),
+            &[arn.to_owned()],
+            None,
+        )?;
+        ctx.out
+            .record(ResourceKind::Task, family, task_id(arn), Action::Deleted);
+    }
+    Ok(())
+}
+
+/// Adds and removes tasks of the app's record (made if missing); with `created`, ends that
+/// create's idempotency token in the same write.
+pub fn record_tasks<'a>(
+    ctx: &Ctx,
+    app: &str,
+    family: &str,
+    add: impl Iterator<Item = &'a str>,
+    remove: &[String],
+    created: Option<Creates<'_>>,
+) -> Result<()> {
+    let add: Vec<Arn> = add.map(Arn::from).collect();
+    ctx.state.update(|s| {
+        if let Some(what) = created {
+            s.resources.created(what);
+        }
+        let record = s
+            .resources
+            .apps
+            .entry(app.to_owned())
+            .or_insert_with(|| AppRecord {
+                family: family.to_owned(),
+                tasks: Vec::new(),
+            });
+        record
+            .tasks
+            .retain(|t| !remove.iter().any(|r| r == t.as_str()));
+        for arn in add {
+            if !record.tasks.contains(&arn) {
+                record.tasks.push(arn);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(arn: &str, status: &str) -> Task {
+        Task::builder().task_arn(arn).last_status(status).build()
+    }
+
+    fn app(tasks: &[&str]) -> AppRecord {
+        AppRecord {
+            family: "s-hello-world".to_owned(),
+            tasks: tasks.iter().map(|t| Arn::from(*t)).collect(),
+        }
+    }
+
+    #[test]
+    fn an_apps_status_counts_its_recorded_tasks_that_run() {
+        let described = vec![
+            task("t1", "RUNNING"),
+            task("t2", "PENDING"),
+            task("other", "RUNNING"),
+        ];
+        assert_eq!(
+            app_state(&app(&["t1", "t2", "t3"]), &described),
+            "1 of 3 recorded task(s) running (1 PENDING, 1 gone)"
+        );
+        assert_eq!(
+            app_state(&app(&["t1"]), &described),
+            "1 of 1 recorded task(s) running"
+        );
+        assert_eq!(app_state(&app(&["t9"]), &described), "missing");
+        assert_eq!(app_state(&app(&[]), &described), "no task recorded");
+    }
+}

@@ -1,0 +1,100 @@
+//! The wait, after `up`, for the group's nodes to join the cluster.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use aws_sdk_ecs::types::ContainerInstanceStatus;
+
+use super::describe;
+use crate::aws::{format_duration, poll, AwsResultExt, Poll};
+use crate::context::Ctx;
+use crate::kinds::{Action, ResourceKind};
+
+/// Waits until `desired` container instances are ACTIVE in the cluster. On timeout, names
+/// the nodes that never joined and what to check.
+pub async fn wait_for_nodes(ctx: &Ctx, desired: u32, timeout: Duration) -> Result<()> {
+    let cluster = ctx.stack.cluster();
+    let asg = ctx.stack.asg();
+    ctx.out.progress(format!(
+        "waiting up to {} for {desired} container instance(s) to be ACTIVE in cluster {cluster}",
+        format_duration(timeout)
+    ));
+    let result = poll(
+        &format!("{desired} container instance(s) ACTIVE in ECS cluster {cluster}"),
+        timeout,
+        || async {
+            let joined = active_container_instances(ctx, &cluster).await?;
+            if joined.len() >= desired as usize {
+                return Ok(Poll::Ready(joined.len()));
+            }
+            let nodes: BTreeSet<String> = describe(ctx, &asg)
+                .await?
+                .map(|g| {
+                    g.instances()
+                        .iter()
+                        .filter_map(|i| i.instance_id().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let missing: Vec<String> = nodes.difference(&joined).cloned().collect();
+            Ok(Poll::Pending(format!(
+                "{} of {desired} joined; nodes of {asg} not in the cluster: {}",
+                joined.len(),
+                if missing.is_empty() {
+                    "none started yet".to_owned()
+                } else {
+                    missing.join(", ")
+                }
+            )))
+        },
+    )
+    .await;
+    let joined = result.with_context(|| {
+        format!(
+            "the nodes did not join cluster {cluster}; check on a node that /etc/ecs/ecs.config \
+             says ECS_CLUSTER={cluster}, that the instance profile carries \
+             AmazonEC2ContainerServiceforEC2Role, that the subnet reaches the ECS endpoint \
+             (public IP or NAT), and /var/log/ecs/ecs-agent.log"
+        )
+    })?;
+    ctx.out.record(
+        ResourceKind::ContainerInstances,
+        &cluster,
+        format!("{joined} ACTIVE"),
+        Action::Ready,
+    );
+    Ok(())
+}
+
+/// EC2 instance ids of the cluster's ACTIVE container instances.
+async fn active_container_instances(ctx: &Ctx, cluster: &str) -> Result<BTreeSet<String>> {
+    let arns = ctx
+        .aws
+        .ecs
+        .list_container_instances()
+        .cluster(cluster)
+        .status(ContainerInstanceStatus::Active)
+        .send()
+        .await
+        .aws(format!("listing the container instances of {cluster}"))?
+        .container_instance_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let described = ctx
+        .aws
+        .ecs
+        .describe_container_instances()
+        .cluster(cluster)
+        .set_container_instances(Some(arns))
+        .send()
+        .await
+        .aws(format!("describing the container instances of {cluster}"))?;
+    Ok(described
+        .container_instances()
+        .iter()
+        .filter_map(|c| c.ec2_instance_id().map(str::to_owned))
+        .collect())
+}

@@ -1,0 +1,93 @@
+//! What a stack is asked to be, resolved once from the flags, the state file and the
+//! defaults; and what it derives from AWS (the AMI, the CIDRs to open), looked up at most once
+//! per run by whichever resource asks first.
+
+use anyhow::Result;
+use tokio::sync::OnceCell;
+
+use crate::context::Ctx;
+use crate::options::{AccessArgs, InstanceArgs, NetworkArgs, RoleArgs, SizeArgs};
+use crate::stack::{Cidr, Sizes};
+use crate::state::{InstanceSettings, State};
+
+pub struct Settings {
+    pub network: NetworkArgs,
+    /// `--allow-cidr`; empty: what the stack already uses, else the caller's public IP.
+    pub allow_cidrs: Vec<Cidr>,
+    pub instance: InstanceSettings,
+    pub sizes: Sizes,
+    pub instance_role: String,
+    /// `--launch-template`: nodes from a launch template even where launch configurations
+    /// are still offered.
+    pub launch_template: bool,
+    ami: OnceCell<String>,
+    cidrs: OnceCell<Vec<Cidr>>,
+}
+
+/// The flags a command was given; a command without some of them leaves them `None`, and
+/// what the last `up` recorded (or the default) is used.
+#[derive(Default, Clone, Copy)]
+pub struct Flags<'a> {
+    pub network: Option<&'a NetworkArgs>,
+    pub access: Option<&'a AccessArgs>,
+    pub instance: Option<&'a InstanceArgs>,
+    pub size: Option<&'a SizeArgs>,
+    pub role: Option<&'a RoleArgs>,
+    /// `--instance-role` of `down` and `status --discover`.
+    pub instance_role: Option<&'a str>,
+    pub launch_template: bool,
+}
+
+impl Settings {
+    /// Checked before any AWS call: bad sizes are a usage error.
+    pub fn resolve(flags: Flags<'_>, recorded: Option<&State>) -> Result<Self> {
+        let recorded_sizes = recorded
+            .and_then(|s| s.resources.asg.as_ref())
+            .map(|a| a.sizes());
+        let size = flags.size.cloned().unwrap_or_default();
+        let sizes = Sizes::resolve(size.min, size.max, size.desired, recorded_sizes)?;
+        let instance = InstanceSettings::resolve(
+            &flags.instance.cloned().unwrap_or_default(),
+            recorded.and_then(|s| s.instance.as_ref()),
+        );
+        let recorded_role = recorded
+            .and_then(|s| s.resources.instance_role.as_ref())
+            .map(|r| r.role_name.clone());
+        let instance_role = flags
+            .role
+            .map(|r| r.instance_role.clone())
+            .or(flags.instance_role.map(str::to_owned))
+            .or(recorded_role)
+            .unwrap_or_else(|| RoleArgs::DEFAULT_ROLE.to_owned());
+        Ok(Self {
+            network: flags.network.cloned().unwrap_or_default(),
+            allow_cidrs: flags
+                .access
+                .map(|a| a.allow_cidrs.clone())
+                .unwrap_or_default(),
+            instance,
+            sizes,
+            instance_role,
+            launch_template: flags.launch_template,
+            ami: OnceCell::new(),
+            cidrs: OnceCell::new(),
+        })
+    }
+
+    /// The nodes' AMI: `--ami`, else the ECS-optimized AMI from SSM (looked up once).
+    pub async fn ami(&self, cx: &Ctx) -> Result<&str> {
+        self.ami
+            .get_or_try_init(|| super::ami::resolve(cx, self.instance.ami.as_deref()))
+            .await
+            .map(String::as_str)
+    }
+
+    /// The CIDRs to open the demo's ports to: `--allow-cidr`, else what the stack already
+    /// uses, else the caller's public IP (asked once).
+    pub async fn allowed_cidrs(&self, cx: &Ctx) -> Result<&[Cidr]> {
+        self.cidrs
+            .get_or_try_init(|| super::security_group_rules::allowed_cidrs(cx, &self.allow_cidrs))
+            .await
+            .map(Vec::as_slice)
+    }
+}
