@@ -86,7 +86,7 @@ impl StateStore {
             None => {
                 *guard = Some(State {
                     format_version: FORMAT_VERSION,
-                    lineage: new_lineage(),
+                    lineage: new_lineage()?,
                     serial: 0,
                     stack: stack.clone(),
                     region: region.to_owned(),
@@ -254,26 +254,20 @@ fn backup_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn new_lineage() -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    hasher.update(now.as_nanos().to_le_bytes());
-    hasher.update(std::process::id().to_le_bytes());
-    // Address of a fresh allocation: a little more entropy without another dependency.
-    let marker = Box::new(0u8);
-    hasher.update((std::ptr::addr_of!(*marker) as usize).to_le_bytes());
-    let digest = hasher.finalize();
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+/// A random v4 UUID, given when the file is first written. Older files have 16 hex digits
+/// instead: the lineage is only ever compared as a string, so both read.
+fn new_lineage() -> Result<String> {
+    Ok(crate::ids::random_uuid()
+        .context("cannot make the state file's lineage")?
+        .hyphenated()
+        .to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::Arn;
-    use crate::state::ClusterRecord;
+    use crate::state::{ClusterRecord, LogGroupRecord};
 
     fn stack() -> StackName {
         StackName::parse("t").unwrap()
@@ -374,6 +368,39 @@ mod tests {
             .unwrap();
         assert!(state.resources.pending_creates.is_empty());
         assert!(state.resources.cluster.is_some());
+    }
+
+    #[test]
+    fn a_new_lineage_is_a_v4_uuid_and_an_old_16_hex_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let store = StateStore::open(&path, &stack()).unwrap();
+        store.bind(&stack(), "us-west-1", "123456789012").unwrap();
+        store.update(|_| ()).unwrap();
+        let lineage = store.snapshot().unwrap().lineage;
+        let uuid = uuid::Uuid::parse_str(&lineage).unwrap();
+        assert_eq!(uuid.get_version_num(), 4, "{lineage}");
+        assert_eq!(lineage, uuid.hyphenated().to_string());
+        // A file written before lineages were UUIDs: read, and kept on the next write.
+        let old = "0123456789abcdef";
+        fs::write(
+            &path,
+            format!(
+                r#"{{"format_version":1,"lineage":"{old}","serial":3,"stack":"t",
+                   "region":"us-west-1","account_id":"123456789012"}}"#
+            ),
+        )
+        .unwrap();
+        let store = StateStore::open(&path, &stack()).unwrap();
+        store.bind(&stack(), "us-west-1", "123456789012").unwrap();
+        store
+            .update(|s| s.resources.log_group = Some(LogGroupRecord { name: "g".into() }))
+            .unwrap();
+        let reread = StateStore::open(&path, &stack())
+            .unwrap()
+            .snapshot()
+            .unwrap();
+        assert_eq!((reread.lineage.as_str(), reread.serial), (old, 4));
     }
 
     #[test]
