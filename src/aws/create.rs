@@ -5,8 +5,19 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use aws_smithy_runtime_api::client::result::SdkError;
+use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
+use aws_smithy_runtime::client::retries::classifiers::{
+    run_classifiers_on_ctx, HttpStatusCodeClassifier, ModeledAsRetryableClassifier,
+    TransientErrorClassifier,
+};
+use aws_smithy_runtime_api::client::interceptors::context::{Error, Input, InterceptorContext};
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, OrchestratorError};
+use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, SharedRetryClassifier};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::ProvideErrorKind;
 
 use super::errors::{describe_error, error_code, HttpStatus};
 use super::poll::jitter;
@@ -43,40 +54,74 @@ impl CreateError {
     }
 }
 
+/// Reads a failed create: does it exist already, and may it have been made anyway, or be
+/// worth sending again (the SDK's own retry classifiers say so, see [`sdk_would_retry`])?
 pub fn classify<E, R>(err: SdkError<E, R>) -> CreateError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + HttpStatus,
 {
     let message = describe_error(&err);
-    let code = error_code(&err).unwrap_or_default().to_owned();
+    let code = error_code(&err).unwrap_or_default();
     let exists = code.contains("AlreadyExists")
         || code.contains("Duplicate")
         || code == "EntityAlreadyExists";
-    let transient = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(e) => {
-            e.raw().status_code() >= 500
-                || matches!(
-                    code.as_str(),
-                    "Throttling"
-                        | "ThrottlingException"
-                        | "RequestLimitExceeded"
-                        | "TooManyRequestsException"
-                        | "RequestThrottled"
-                        | "ServiceUnavailable"
-                        | "InternalFailure"
-                )
-        }
-        _ => false,
-    };
     CreateError {
         message,
-        transient,
+        transient: sdk_would_retry(err),
         exists,
     }
+}
+
+/// Whether the SDK would retry this error if its retries were on: the classifiers that every
+/// SDK operation runs, in the SDK's order, on a context holding the same error and the
+/// response's status. That is throttling (AWS's list of throttling codes), transient errors
+/// (timeouts, lost or broken responses, I/O errors), HTTP 500/502/503/504, and errors the
+/// service model marks retryable.
+fn sdk_would_retry<E, R>(err: SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + Send + Sync + 'static,
+    R: HttpStatus,
+{
+    let status = err
+        .raw_response()
+        .and_then(|r| StatusCode::try_from(r.status_code()).ok());
+    let error = match err {
+        SdkError::ServiceError(e) => OrchestratorError::operation(Error::erase(e.into_err())),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
+            let timeout = matches!(err, SdkError::TimeoutError(_));
+            let response = matches!(err, SdkError::ResponseError(_));
+            let Ok(source) = err.into_source() else {
+                return false;
+            };
+            if timeout {
+                OrchestratorError::timeout(source)
+            } else if response {
+                OrchestratorError::response(source)
+            } else {
+                match source.downcast::<ConnectorError>() {
+                    Ok(connector) => OrchestratorError::connector(*connector),
+                    Err(_) => return false,
+                }
+            }
+        }
+        // A request that could not be built: the SDK does not retry it either.
+        _ => return false,
+    };
+    let mut ctx = InterceptorContext::new(Input::doesnt_matter());
+    if let Some(status) = status {
+        ctx.set_response(HttpResponse::new(status, SdkBody::empty()));
+    }
+    ctx.set_output_or_error(Err(error));
+    let mut classifiers = [
+        SharedRetryClassifier::new(HttpStatusCodeClassifier::default()),
+        SharedRetryClassifier::new(ModeledAsRetryableClassifier::<E>::new()),
+        SharedRetryClassifier::new(AwsErrorCodeClassifier::<E>::new()),
+        SharedRetryClassifier::new(TransientErrorClassifier::<E>::new()),
+    ];
+    // Lower priorities run first; later ones may override them, as in the SDK.
+    classifiers.sort_by_key(|c| c.priority());
+    run_classifiers_on_ctx(classifiers.into_iter(), &ctx).should_retry()
 }
 
 /// Creates something at most once, even when responses are lost: the create call runs with
@@ -114,4 +159,72 @@ where
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     Err(anyhow!("{what}: gave up after {ATTEMPTS} attempts: {last}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::operation::create_service::CreateServiceError;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    type Sdk = SdkError<CreateServiceError, HttpResponse>;
+
+    fn reply(status: u16, code: Option<&str>) -> Sdk {
+        let mut meta = ErrorMetadata::builder().message("m");
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        SdkError::service_error(
+            CreateServiceError::generic(meta.build()),
+            HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    fn transient(err: Sdk) -> bool {
+        classify(err).transient
+    }
+
+    #[test]
+    fn throttling_and_server_errors_may_go_again() {
+        // As the test chaos injects them: each protocol's throttling error, and a bare 503.
+        assert!(transient(reply(503, Some("RequestLimitExceeded"))));
+        assert!(transient(reply(400, Some("Throttling"))));
+        assert!(transient(reply(400, Some("ThrottlingException"))));
+        assert!(transient(reply(400, Some("RequestTimeout"))));
+        assert!(transient(reply(503, None)));
+        assert!(transient(reply(500, Some("InternalFailure"))));
+        assert!(transient(reply(500, Some("ServerException"))));
+    }
+
+    #[test]
+    fn refusals_are_final_and_duplicates_exist() {
+        assert!(!transient(reply(400, Some("InvalidParameterException"))));
+        assert!(!transient(reply(403, Some("AccessDeniedException"))));
+        assert!(!transient(reply(400, None)));
+        let dup = classify(reply(400, Some("InvalidGroup.Duplicate")));
+        assert!(dup.exists && !dup.transient, "{dup:?}");
+        let exists = classify(reply(409, Some("EntityAlreadyExists")));
+        assert!(exists.exists, "{exists:?}");
+        assert!(
+            exists.message.contains("EntityAlreadyExists: m"),
+            "{exists:?}"
+        );
+    }
+
+    #[test]
+    fn lost_responses_and_timeouts_may_go_again() {
+        let io = Sdk::dispatch_failure(ConnectorError::io("connection reset".into()));
+        assert!(transient(io));
+        let timeout = Sdk::dispatch_failure(ConnectorError::timeout("read timeout".into()));
+        assert!(transient(timeout));
+        assert!(transient(Sdk::timeout_error("operation timeout")));
+        let broken = Sdk::response_error(
+            "unexpected end of body",
+            HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::empty()),
+        );
+        assert!(transient(broken));
+        let user = Sdk::dispatch_failure(ConnectorError::user("bad request".into()));
+        assert!(!transient(user));
+        assert!(!transient(Sdk::construction_failure("no region")));
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::ProvideErrorKind;
 
 use super::create::{classify, CreateError};
 use super::errors::{describe_error, HttpStatus};
@@ -116,7 +117,7 @@ pub async fn create_when_propagated<T, E, R, F, Fut>(
     call: F,
 ) -> std::result::Result<T, CreateError>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + HttpStatus,
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
