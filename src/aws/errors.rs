@@ -4,8 +4,7 @@
 use std::fmt::Display;
 
 use anyhow::{anyhow, Result};
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// The AWS error code of a failed call, such as `InvalidGroup.NotFound`.
@@ -20,7 +19,7 @@ where
 }
 
 /// One line naming what failed: the AWS error code and message where there is one, else the
-/// whole chain of the transport error; for the failures people meet most, a second line says
+/// chain of the transport error and its sources; for the failures people meet most, a second line says
 /// what to do.
 pub fn describe_error<E, R>(err: &SdkError<E, R>) -> String
 where
@@ -39,10 +38,7 @@ where
                 ),
             ),
         },
-        _ => (
-            None,
-            without_debug_dump(&DisplayErrorContext(err).to_string()),
-        ),
+        _ => (None, error_chain(err)),
     };
     match advice(code, &text) {
         Some(what_to_do)
@@ -55,22 +51,31 @@ where
     }
 }
 
-/// `DisplayErrorContext` ends with the error's Debug form, which helps nobody reading a
-/// terminal: keep the readable chain before it.
-fn without_debug_dump(text: &str) -> String {
-    const DUMPS: [&str; 5] = [
-        " (DispatchFailure(",
-        " (TimeoutError(",
-        " (ResponseError(",
-        " (ConstructionFailure(",
-        " (ServiceError(",
-    ];
-    let cut = DUMPS
-        .iter()
-        .filter_map(|d| text.find(d))
-        .min()
-        .unwrap_or(text.len());
-    text[..cut].to_owned()
+/// The message of `err` and of each of its sources, joined by ": " (what
+/// `DisplayErrorContext` prints before the Debug dump that it adds for nobody reading a
+/// terminal). A link that adds nothing is left out: one whose text the link before it already
+/// contains, and the bare "other" of a connector error of no known kind.
+fn error_chain<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut links = vec![err.to_string()];
+    let mut next = std::error::Error::source(err);
+    while let Some(e) = next {
+        next = e.source();
+        if e.downcast_ref::<ConnectorError>()
+            .is_some_and(ConnectorError::is_other)
+        {
+            continue;
+        }
+        let text = e.to_string();
+        let text = text.trim();
+        if !text.is_empty() && !links.last().is_some_and(|l| l.contains(text)) {
+            links.push(text.to_owned());
+        }
+    }
+    links.join(": ")
 }
 
 /// What a person can do about the common AWS failures.
@@ -198,11 +203,66 @@ mod tests {
                 .contains("AWS_PROFILE")
         );
         assert!(advice(Some("InvalidGroup.NotFound"), "x").is_none());
+    }
+
+    type Sdk = SdkError<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError, ()>;
+
+    #[test]
+    fn transport_errors_read_as_their_chain_of_causes_without_the_debug_dump() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = Sdk::dispatch_failure(ConnectorError::io(refused.into()));
+        assert_eq!(error_chain(&err), "dispatch failure: io error: refused");
+        // The connector's "other" says nothing: left out.
+        let err = Sdk::dispatch_failure(ConnectorError::other("no auth scheme".into(), None));
+        assert_eq!(error_chain(&err), "dispatch failure: no auth scheme");
         assert_eq!(
-            without_debug_dump(
-                "dispatch failure: io error: refused (DispatchFailure(DispatchFailure { x }))"
-            ),
-            "dispatch failure: io error: refused"
+            error_chain(&Sdk::timeout_error("after 3s")),
+            "request has timed out: after 3s"
+        );
+        // A cause that repeats the message before it is said once.
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "connect failed: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = std::io::Error::other("dns error");
+        let err = Sdk::dispatch_failure(ConnectorError::io(Box::new(Outer(inner))));
+        assert_eq!(
+            error_chain(&err),
+            "dispatch failure: io error: connect failed: dns error"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_its_cause_in_one_line() {
+        // Port 1 on loopback: nothing listens there, the connect is refused at once.
+        let config = aws_sdk_sts::config::Builder::new()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let err = aws_sdk_sts::Client::from_conf(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap_err();
+        let text = describe_error(&err);
+        assert!(text.starts_with("dispatch failure: io error: "), "{text}");
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(
+            !text.contains("DispatchFailure") && !text.contains('\n'),
+            "{text}"
         );
     }
 }
