@@ -2,9 +2,10 @@
 //! after any failure that may hide a success.
 
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
 use aws_smithy_runtime::client::retries::classifiers::{
     run_classifiers_on_ctx, HttpStatusCodeClassifier, ModeledAsRetryableClassifier,
@@ -20,7 +21,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::ProvideErrorKind;
 
 use super::errors::{describe_error, error_code, HttpStatus};
-use super::poll::jitter;
+use super::poll::{format_duration, poll_with, Backoff, Poll, TimedOut};
 
 /// Per-call config that turns the SDK's automatic retry off, for creates the server does not
 /// deduplicate: a retry after a lost response would make a second one.
@@ -124,45 +125,84 @@ where
     run_classifiers_on_ctx(classifiers.into_iter(), &ctx).should_retry()
 }
 
+/// How long [`create_once`] keeps trying a create that fails in a way that may go again, and
+/// how it spaces the tries.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+const CREATE_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+};
+
 /// Creates something at most once, even when responses are lost: the create call runs with
 /// the SDK's retry off, and after any error that may hide a success (or says the thing exists)
-/// `lookup` looks for it before another try.
-pub async fn create_once<T, C, CF, L, LF>(what: &str, mut create: C, mut lookup: L) -> Result<T>
+/// `lookup` looks for it before another try. Tries go through [`poll_with`] for at most
+/// [`CREATE_TIMEOUT`].
+pub async fn create_once<T, C, CF, L, LF>(what: &str, create: C, lookup: L) -> Result<T>
 where
     C: FnMut() -> CF,
     CF: Future<Output = std::result::Result<T, CreateError>>,
     L: FnMut() -> LF,
     LF: Future<Output = Result<Option<T>>>,
 {
-    const ATTEMPTS: u32 = 8;
-    let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
-        match create().await {
-            Ok(v) => return Ok(v),
-            Err(e) if !e.transient && !e.exists => return Err(anyhow!("{what}: {}", e.message)),
-            Err(e) => {
-                tracing::debug!(what, attempt, error = %e.message, "create failed; looking before another try");
-                if let Some(found) = lookup().await? {
-                    return Ok(found);
-                }
-                if e.exists {
-                    return Err(anyhow!(
-                        "{what}: AWS says it exists ({}) but it cannot be found",
-                        e.message
-                    ));
-                }
-                last = e.message;
+    create_within(what, CREATE_TIMEOUT, create, lookup).await
+}
+
+async fn create_within<T, C, CF, L, LF>(
+    what: &str,
+    timeout: Duration,
+    mut create: C,
+    lookup: L,
+) -> Result<T>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = std::result::Result<T, CreateError>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>>>,
+{
+    // Each try's future calls `lookup`, so it is shared; it is held only while called.
+    let lookup = Mutex::new(lookup);
+    let lookup = &lookup;
+    let mut attempt = 0u32;
+    let created = poll_with(what, timeout, CREATE_BACKOFF, None, || {
+        attempt += 1;
+        let attempt = attempt;
+        let sent = create();
+        async move {
+            let e = match sent.await {
+                Ok(v) => return Ok(Poll::Ready(v)),
+                Err(e) if !e.transient && !e.exists => bail!("{what}: {}", e.message),
+                Err(e) => e,
+            };
+            tracing::debug!(what, attempt, error = %e.message, "create failed; looking before another try");
+            let looked = (lookup.lock().unwrap_or_else(PoisonError::into_inner))();
+            if let Some(found) = looked.await? {
+                return Ok(Poll::Ready(found));
             }
+            if e.exists {
+                bail!(
+                    "{what}: AWS says it exists ({}) but it cannot be found",
+                    e.message
+                );
+            }
+            Ok(Poll::Pending(e.message))
         }
-        tokio::time::sleep(jitter(delay)).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-    Err(anyhow!("{what}: gave up after {ATTEMPTS} attempts: {last}"))
+    })
+    .await;
+    created.map_err(|err| match err.downcast::<TimedOut>() {
+        Ok(t) => anyhow!(
+            "{what}: gave up after {} attempts in {}: {}",
+            t.looks,
+            format_duration(t.timeout),
+            t.last
+        ),
+        Err(err) => err,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use aws_sdk_ecs::operation::create_service::CreateServiceError;
     use aws_smithy_types::error::ErrorMetadata;
@@ -226,5 +266,79 @@ mod tests {
         let user = Sdk::dispatch_failure(ConnectorError::user("bad request".into()));
         assert!(!transient(user));
         assert!(!transient(Sdk::construction_failure("no region")));
+    }
+
+    fn failure(transient: bool, exists: bool) -> CreateError {
+        CreateError {
+            message: "AWS said no".into(),
+            transient,
+            exists,
+        }
+    }
+
+    /// Runs a create whose tries fail as `fails` says, then succeed; the look-up finds the
+    /// resource after `found_after` looks (never if `None`). Returns the outcome, the number
+    /// of creates sent and of looks.
+    async fn run(
+        fails: &[CreateError],
+        found_after: Option<usize>,
+        timeout: Duration,
+    ) -> (Result<&'static str>, usize, usize) {
+        let (creates, looks) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let result = create_within(
+            "creating x",
+            timeout,
+            || {
+                let n = creates.fetch_add(1, Ordering::SeqCst);
+                let outcome = match fails.get(n) {
+                    Some(e) => Err(failure(e.transient, e.exists)),
+                    None => Ok("created"),
+                };
+                async move { outcome }
+            },
+            || {
+                let n = looks.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { Ok((found_after == Some(n)).then_some("found")) }
+            },
+        )
+        .await;
+        (result, creates.into_inner(), looks.into_inner())
+    }
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn a_create_that_may_have_gone_through_is_looked_for_before_another_try() {
+        let (result, creates, looks) = run(&[failure(true, false)], Some(1), LONG).await;
+        assert_eq!((result.unwrap(), creates, looks), ("found", 1, 1));
+        let (result, creates, looks) =
+            run(&[failure(true, false), failure(true, false)], None, LONG).await;
+        assert_eq!((result.unwrap(), creates, looks), ("created", 3, 2));
+    }
+
+    #[tokio::test]
+    async fn a_final_refusal_or_an_existing_thing_that_cannot_be_found_fails_at_once() {
+        let (result, creates, looks) = run(&[failure(false, false)], None, LONG).await;
+        assert_eq!(result.unwrap_err().to_string(), "creating x: AWS said no");
+        assert_eq!((creates, looks), (1, 0));
+        let (result, creates, looks) = run(&[failure(false, true)], None, LONG).await;
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("exists") && err.contains("cannot be found"),
+            "{err}"
+        );
+        assert_eq!((creates, looks), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn tries_that_keep_failing_give_up_at_the_timeout_saying_why() {
+        let fails: Vec<CreateError> = (0..1000).map(|_| failure(true, false)).collect();
+        let (result, creates, _) = run(&fails, None, Duration::from_millis(300)).await;
+        let err = result.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("creating x: gave up after {creates} attempts in 300ms: AWS said no")
+        );
+        assert!(creates >= 2, "{err}");
     }
 }

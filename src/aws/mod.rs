@@ -14,7 +14,7 @@ use aws_config::{BehaviorVersion, Region};
 pub(crate) use create::no_retry;
 pub use create::{classify, create_once, CreateError};
 pub use errors::{describe_error, done_if_gone, error_code, AwsResultExt};
-pub use poll::{format_duration, poll, poll_with, Backoff, Poll};
+pub use poll::{format_duration, poll, poll_with, Backoff, Poll, TimedOut};
 pub use propagation::{create_when_propagated, when_propagated, NotPropagated};
 
 use crate::cli::GlobalArgs;

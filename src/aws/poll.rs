@@ -1,10 +1,11 @@
-//! Waiting for AWS: polls with backoff and jitter, a timeout, and a message that says what was
-//! waited for.
+//! The one wait loop: polls with backoff and jitter until ready or a timeout, with a message
+//! that says what was waited for. Every wait in l5d-ecs goes through [`poll_with`]: AWS
+//! resources settling, IAM propagation, creates that may go again, and `verify`'s checks.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use crate::output::Output;
 
@@ -38,6 +39,18 @@ impl Backoff {
     };
 }
 
+/// A wait that ran out of time: what it waited for, for how long, how many looks it took, and
+/// what the last one saw. [`poll_with`] fails with it (as an `anyhow::Error` that
+/// `downcast_ref` finds), so a caller may carry on after a timeout or word it its own way.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {} waiting for {what} (last seen: {last})", format_duration(*.timeout))]
+pub struct TimedOut {
+    pub what: String,
+    pub timeout: Duration,
+    pub looks: u32,
+    pub last: String,
+}
+
 /// Polls `check` until it is ready, with [`Backoff::DEFAULT`], failing after `timeout` with a
 /// message that says what was waited for and what was last seen.
 pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T>
@@ -63,43 +76,40 @@ where
 {
     let deadline = Instant::now() + timeout;
     let mut delay = backoff.first;
-    let mut reported = false;
+    let mut looks = 0;
     loop {
+        looks += 1;
         let last = match check().await? {
             Poll::Ready(value) => return Ok(value),
             Poll::Pending(why) => why,
         };
         let now = Instant::now();
         if now >= deadline {
-            return Err(anyhow!(
-                "timed out after {} waiting for {what} (last seen: {last})",
-                format_duration(timeout)
-            ));
+            return Err(TimedOut {
+                what: what.to_owned(),
+                timeout,
+                looks,
+                last,
+            }
+            .into());
         }
         match report {
-            Some(out) if !reported => {
-                out.progress(format!(
-                    "waiting up to {} for {what}: {last}",
-                    format_duration(timeout)
-                ));
-                reported = true;
-            }
-            _ => tracing::debug!(what, last, "waiting"),
+            Some(out) if looks == 1 => out.progress(format!(
+                "waiting up to {} for {what}: {last}",
+                format_duration(timeout)
+            )),
+            _ => tracing::debug!(what, last, looks, "waiting"),
         }
-        let sleep = jitter(delay).min(deadline - now);
-        tokio::time::sleep(sleep).await;
+        tokio::time::sleep(jitter(delay).min(deadline - now)).await;
         delay = (delay * 3 / 2).min(backoff.max);
     }
 }
 
 /// Between 50% and 100% of `d`, so that concurrent waiters do not poll in lock step.
-pub(super) fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
-    d.mul_f64(fraction)
+fn jitter(d: Duration) -> Duration {
+    // Without a random number (the system's generator failed) the wait is just not jittered.
+    let random = getrandom::u32().unwrap_or(u32::MAX);
+    d.mul_f64(0.5 + f64::from(random) / f64::from(u32::MAX) / 2.0)
 }
 
 pub fn format_duration(d: Duration) -> String {
@@ -125,12 +135,35 @@ mod tests {
             Ok(Poll::<()>::Pending("still pending".into()))
         })
         .await
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("the thing") && err.contains("still pending"),
-            "{err}"
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "timed out after 50ms waiting for the thing (last seen: still pending)"
         );
+        let timed_out = err.downcast_ref::<TimedOut>().unwrap();
+        assert!(timed_out.looks >= 2, "{timed_out:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_of_the_check_ends_the_wait_at_once() {
+        let mut looks = 0;
+        let err = poll("the thing", Duration::from_secs(5), || {
+            looks += 1;
+            async { Err::<Poll<()>, _>(anyhow::anyhow!("refused")) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!((err.to_string(), looks), ("refused".to_owned(), 1));
+        assert!(err.downcast_ref::<TimedOut>().is_none());
+    }
+
+    #[test]
+    fn jitter_keeps_between_half_and_all_of_the_delay() {
+        let d = Duration::from_millis(1000);
+        for _ in 0..100 {
+            let j = jitter(d);
+            assert!(j >= d / 2 && j <= d, "{j:?}");
+        }
     }
 
     #[tokio::test]
