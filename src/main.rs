@@ -3,6 +3,7 @@
 mod aws;
 mod checkip;
 mod cli;
+mod clock;
 mod context;
 mod dashboard;
 mod deploy;

@@ -12,8 +12,9 @@ pub(super) fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// `<state>.lock`, created exclusively, holding the pid and host of its holder. A lock whose
-/// process is gone (same host) is stale and taken over.
+/// `<state>.lock`, created exclusively, holding the pid and host of its holder and since when
+/// it holds it (`pid=… host=… since=<RFC 3339>`). A lock whose process is gone (same host)
+/// is stale and taken over.
 pub(super) struct LockFile {
     path: PathBuf,
 }
@@ -24,7 +25,12 @@ impl LockFile {
             fs::create_dir_all(dir)
                 .with_context(|| format!("creating directory {}", dir.display()))?;
         }
-        let holder = format!("pid={} host={}\n", std::process::id(), hostname());
+        let holder = format!(
+            "pid={} host={} since={}\n",
+            std::process::id(),
+            hostname(),
+            crate::clock::now_rfc3339()
+        );
         for _ in 0..3 {
             match fs::OpenOptions::new()
                 .write(true)
@@ -103,11 +109,8 @@ mod tests {
             .lock()
             .err()
             .unwrap();
-        assert!(
-            err.to_string()
-                .contains(&format!("pid={}", std::process::id())),
-            "{err}"
-        );
+        let holder = format!("pid={} host={} since=20", std::process::id(), hostname());
+        assert!(err.to_string().contains(&holder), "{err}");
         drop(first);
         fs::write(
             lock_path(&path),
