@@ -1,7 +1,8 @@
-//! The state file: what this stack created ([`records`]), typed and versioned, written
-//! atomically after every change ([`store`]), guarded by a lock file that names its holder
-//! ([`lock`]).
+//! The state file: what this stack created ([`records`]), typed and versioned, kept by the
+//! [`store`] and written atomically after every change ([`file`]), guarded by a lock file
+//! that names its holder ([`lock`]).
 
+mod file;
 mod lock;
 mod records;
 mod store;
