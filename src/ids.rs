@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use anyhow::Context as _;
+
 macro_rules! aws_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -54,6 +56,16 @@ aws_id!(
     Arn
 );
 
+/// A random (version 4) UUID, from the system's random number generator. Made here from
+/// random bytes rather than with uuid's `v4` feature, which would change the features of the
+/// uuid crate the AWS SDK builds, and so rebuild every SDK crate.
+pub fn random_uuid() -> anyhow::Result<uuid::Uuid> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the system's random number generator failed ({e})"))?;
+    Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
+}
+
 /// The create calls that take an idempotency token, each with its own limit on its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenApi {
@@ -90,12 +102,8 @@ impl ClientToken {
     /// A fresh random (v4 UUID) token within `api`'s limit, prefixed with `l5d-ecs-` where the
     /// limit leaves room, so that CloudTrail shows who sent it.
     pub fn generate(api: TokenApi) -> anyhow::Result<Self> {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| {
-            anyhow::anyhow!("the system's random number generator failed ({e}); cannot make an idempotency token")
-        })?;
-        let uuid = uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
+        let uuid = random_uuid()
+            .context("cannot make an idempotency token")?
             .hyphenated()
             .to_string();
         let token = if Self::PREFIX.len() + uuid.len() <= api.max_len() {

@@ -3,10 +3,11 @@
 //! then throughput and latency percentiles.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::Env;
@@ -64,19 +65,61 @@ impl std::fmt::Display for LoadSummary {
     }
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+/// Latencies are counted in microseconds, from 1 µs to a minute (longer ones count as a
+/// minute), to 3 significant digits: a fixed few hundred KB however many requests are sent.
+const LATENCY_MAX_US: u64 = 60_000_000;
+const LATENCY_DIGITS: u8 = 3;
+
+impl Percentiles {
+    /// Read from a histogram of microseconds: nearest-rank percentiles, each within 0.1%.
+    fn of(latencies: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if latencies.is_empty() {
+            return Self::default();
+        }
+        Self {
+            p50: ms(latencies.value_at_quantile(0.50)),
+            p90: ms(latencies.value_at_quantile(0.90)),
+            p99: ms(latencies.value_at_quantile(0.99)),
+            max: ms(latencies.max()),
+        }
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
 }
 
-#[derive(Default)]
+/// What the workers share: counts for the progress line, and every latency.
 struct Counters {
     requests: AtomicU64,
     successes: AtomicU64,
+    latencies: Mutex<Histogram<u64>>,
+}
+
+impl Counters {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            requests: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            latencies: Mutex::new(
+                Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_DIGITS)
+                    .context("making the latency histogram")?,
+            ),
+        })
+    }
+
+    fn latencies(&self) -> MutexGuard<'_, Histogram<u64>> {
+        // A histogram is whole after every record: one poisoned by a panic elsewhere is fine.
+        self.latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, latency: Duration, ok: bool) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latencies().saturating_record(us);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.successes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 pub async fn run(args: &LoadArgs, env: &Env) -> Result<()> {
@@ -115,7 +158,7 @@ async fn send(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummary> 
         .timeout(REQUEST_TIMEOUT)
         .proxy(reqwest::Proxy::http(&proxy).with_context(|| format!("proxy address {proxy}"))?)
         .build()?;
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new()?);
     let started = Instant::now();
     let deadline = started + args.duration.0;
     // Each worker paces itself so that together they send `rate` requests a second.
@@ -127,7 +170,6 @@ async fn send(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummary> 
         let client = client.clone();
         let counters = counters.clone();
         async move {
-            let mut latencies = Vec::new();
             let mut last_error = None;
             // Workers start spread over one interval, so that together they keep an even rate.
             let mut ticker = interval.map(|i| {
@@ -160,13 +202,9 @@ async fn send(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummary> 
                         false
                     }
                 };
-                latencies.push(sent.elapsed());
-                counters.requests.fetch_add(1, Ordering::Relaxed);
-                if ok {
-                    counters.successes.fetch_add(1, Ordering::Relaxed);
-                }
+                counters.record(sent.elapsed(), ok);
             }
-            (latencies, last_error)
+            last_error
         }
     });
     let progress = async {
@@ -177,8 +215,9 @@ async fn send(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummary> 
             let n = counters.requests.load(Ordering::Relaxed);
             let ok = counters.successes.load(Ordering::Relaxed);
             let secs = started.elapsed().as_secs_f64();
+            let p99 = Percentiles::of(&counters.latencies()).p99;
             let line = format!(
-                "{n} requests, {ok} ok, {:.1} req/s, {:.0}s of {:.0}s",
+                "{n} requests, {ok} ok, {:.1} req/s, p99 {p99:.1} ms, {:.0}s of {:.0}s",
                 n as f64 / secs.max(0.001),
                 secs.min(args.duration.0.as_secs_f64()),
                 args.duration.0.as_secs_f64()
@@ -198,13 +237,8 @@ async fn send(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummary> 
     };
     let (results, ()) = futures::join!(futures::future::join_all(workers), progress);
     let elapsed = started.elapsed().as_secs_f64();
-    let mut all: Vec<Duration> = Vec::new();
-    let mut last_error = None;
-    for (latencies, error) in results {
-        all.extend(latencies);
-        last_error = error.or(last_error);
-    }
-    all.sort_unstable();
+    let last_error = results.into_iter().fold(None, |last, error| error.or(last));
+    let latency_ms = Percentiles::of(&counters.latencies());
     let requests = counters.requests.load(Ordering::Relaxed);
     let successes = counters.successes.load(Ordering::Relaxed);
     Ok(LoadSummary {
@@ -216,12 +250,7 @@ async fn send(args: &LoadArgs, node: &str, out: &Output) -> Result<LoadSummary> 
         successes,
         failures: requests - successes,
         throughput_rps: requests as f64 / elapsed.max(0.001),
-        latency_ms: Percentiles {
-            p50: percentile(&all, 50.0),
-            p90: percentile(&all, 90.0),
-            p99: percentile(&all, 99.0),
-            max: all.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
-        },
+        latency_ms,
         last_error,
     })
 }
@@ -231,12 +260,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 50.0), 50.0);
-        assert_eq!(percentile(&samples, 90.0), 90.0);
-        assert_eq!(percentile(&samples, 99.0), 99.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
-        assert_eq!(percentile(&[Duration::from_millis(7)], 99.0), 7.0);
+    fn nearest_rank_percentiles_within_a_tenth_of_a_percent() {
+        let counters = Counters::new().unwrap();
+        assert_eq!(Percentiles::of(&counters.latencies()).p99, 0.0);
+        for ms in 1..=100 {
+            counters.record(Duration::from_millis(ms), ms % 10 != 0);
+        }
+        let p = Percentiles::of(&counters.latencies());
+        for (got, want) in [(p.p50, 50.0), (p.p90, 90.0), (p.p99, 99.0), (p.max, 100.0)] {
+            assert!(
+                (got - want).abs() <= want / 1000.0,
+                "{got} for {want}: {p:?}"
+            );
+        }
+        assert_eq!(counters.requests.load(Ordering::Relaxed), 100);
+        assert_eq!(counters.successes.load(Ordering::Relaxed), 90);
+        // A latency past the histogram's range counts as its top, not as an error.
+        counters.record(Duration::from_secs(3600), false);
+        let max = Percentiles::of(&counters.latencies()).max;
+        assert!((max - 60_000.0).abs() <= 60.0, "{max}");
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_the_requests() {
+        let counters = Counters::new().unwrap();
+        let size = |c: &Counters| c.latencies().distinct_values();
+        let before = size(&counters);
+        for i in 0..200_000u64 {
+            counters.record(Duration::from_micros(1 + i % 50_000), true);
+        }
+        assert_eq!(size(&counters), before);
+        assert_eq!(counters.latencies().len(), 200_000);
     }
 }

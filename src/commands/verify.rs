@@ -3,12 +3,14 @@
 //! register in consul.
 
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use serde::Serialize;
 
 use super::Env;
+use crate::aws::{poll_with, Backoff, Poll, TimedOut};
 use crate::cli::VerifyArgs;
 use crate::nodes;
 use crate::output::Lines;
@@ -16,8 +18,11 @@ use crate::output::Lines;
 /// The per-request override the guide demonstrates.
 pub const DTAB_OVERRIDE: &str = "/svc/world => /svc/world-v2";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(5);
+/// Failing checks are run again after 0.5 s, then less and less often, up to every 5 s.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(500),
+    max: Duration::from_secs(5),
+};
 
 /// `verify` found a failing check (exit code 3).
 #[derive(Debug, thiserror::Error)]
@@ -131,33 +136,48 @@ async fn verify(args: &VerifyArgs, targets: &Targets) -> Result<Vec<CheckResult>
     if targets.viz_host.is_some() {
         checks.push(Check::Viz);
     }
-    let mut results: Vec<Option<(Attempt, u32)>> = checks.iter().map(|_| None).collect();
-    let deadline = Instant::now() + args.timeout.0;
-    let mut delay = FIRST_RETRY;
-    loop {
+    // Each look runs the checks that have not passed yet; a check that passed is kept.
+    let results: Mutex<Vec<Option<(Attempt, u32)>>> =
+        Mutex::new(checks.iter().map(|_| None).collect());
+    let lock = || results.lock().unwrap_or_else(PoisonError::into_inner);
+    let waited = poll_with("every check to pass", args.timeout.0, RETRY, None, || {
         let pending: Vec<usize> = (0..checks.len())
-            .filter(|i| !results[*i].as_ref().is_some_and(|(a, _)| a.ok))
+            .filter(|i| !lock()[*i].as_ref().is_some_and(|(a, _)| a.ok))
             .collect();
-        let attempts = futures::future::join_all(
-            pending
+        let (checks, via_proxy, direct) = (&checks, &via_proxy, &direct);
+        async move {
+            let attempts = futures::future::join_all(
+                pending
+                    .iter()
+                    .map(|i| run_check(checks[*i], args, targets, via_proxy, direct)),
+            )
+            .await;
+            let mut results = lock();
+            for (i, attempt) in pending.iter().zip(attempts) {
+                let tries = results[*i].as_ref().map_or(0, |(_, n)| *n) + 1;
+                results[*i] = Some((attempt, tries));
+            }
+            let failing: Vec<&str> = checks
                 .iter()
-                .map(|i| run_check(checks[*i], args, targets, &via_proxy, &direct)),
-        )
-        .await;
-        for (i, attempt) in pending.iter().zip(attempts) {
-            let tries = results[*i].as_ref().map_or(0, |(_, n)| *n) + 1;
-            results[*i] = Some((attempt, tries));
+                .zip(results.iter())
+                .filter(|(_, r)| !r.as_ref().is_some_and(|(a, _)| a.ok))
+                .map(|(c, _)| c.name())
+                .collect();
+            Ok(if failing.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("failing: {}", failing.join(", ")))
+            })
         }
-        let all_ok = results
-            .iter()
-            .all(|r| r.as_ref().is_some_and(|(a, _)| a.ok));
-        let now = Instant::now();
-        if all_ok || now >= deadline {
-            break;
+    })
+    .await;
+    // A timeout leaves the failing checks failed: the report says which and why.
+    if let Err(e) = waited {
+        if e.downcast_ref::<TimedOut>().is_none() {
+            return Err(e);
         }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(MAX_RETRY);
     }
+    let results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
     Ok(checks
         .iter()
         .zip(results)
