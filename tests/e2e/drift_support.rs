@@ -1,7 +1,7 @@
-//! Support for `tests/plan_drift.rs`, `tests/doctor.rs` and `tests/snapshots.rs` (issue 6):
+//! Support for `plan_drift`, `doctor` and `snapshots` (issue 6):
 //! reading the rows of a `plan` report, reading the proxy's mutating calls with their
 //! parameters, and normalising output for snapshots (ids, times, ports redacted; JSON reduced to
-//! its shape). Uses the harness of `tests/support/`; each test file declares both modules.
+//! its shape). Uses the harness of `support`.
 
 use std::collections::BTreeMap;
 

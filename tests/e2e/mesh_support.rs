@@ -1,4 +1,4 @@
-//! Support for `tests/mesh.rs`: the node stand-in (`tests/standins/node.py`) as a child process,
+//! Support for `mesh`: the node stand-in (`tests/standins/node.py`) as a child process,
 //! a CloudWatch Logs client on moto, and read-backs of the demo apps' tasks through the SDK.
 
 use std::collections::BTreeMap;

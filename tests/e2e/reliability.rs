@@ -1,5 +1,5 @@
 //! Fault injection (issue 4): the real binary talks to moto through the fault-injecting proxy
-//! of `tests/support` (`--endpoint-url` / `AWS_ENDPOINT_URL` point at it). Throttling, bare
+//! of `support` (`--endpoint-url` / `AWS_ENDPOINT_URL` point at it). Throttling, bare
 //! 503s and lost responses at random with a fixed seed; lost responses on every create and
 //! every delete; refusals moto never gives; the state file lost; two runs at once; bad input;
 //! and the security settings. After every `up` the region is checked for duplicates and after
@@ -8,7 +8,7 @@
 //!
 //! With `L5D_ECS_RELIABILITY_OUT=<file>` each trial appends its figures as a JSON line
 //! (`scripts/reliability-figures`); without it the tests only assert.
-//! The kill -9 trials are in `tests/reliability_kill.rs`.
+//! The kill -9 trials are in `reliability_kill`.
 
 use std::time::Duration;
 

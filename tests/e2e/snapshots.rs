@@ -4,9 +4,9 @@
 //! `deploy`, `status`, `verify` and `down`. Ids, times, addresses and ports are redacted
 //! (see `drift_support::redact` and `drift_support::shape`).
 //!
-//! The snapshots live in `tests/snapshots/`. After an intended change of the output, review
+//! The snapshots live in `tests/e2e/snapshots/`. After an intended change of the output, review
 //! and accept the new ones with `cargo insta review`, or rewrite them with
-//! `INSTA_UPDATE=always cargo test --test snapshots`; with `CI=true` (as in CI) insta never
+//! `INSTA_UPDATE=always cargo test --test e2e snapshots::`; with `CI=true` (as in CI) insta never
 //! writes and a difference fails the test.
 
 use crate::drift_support::*;

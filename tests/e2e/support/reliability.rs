@@ -1,4 +1,4 @@
-//! Support for the fault-injection suite (`tests/reliability*.rs`):
+//! Support for the fault-injection suite (`reliability`, `reliability_kill`):
 //! - [`Inventory`]: every resource of the demo's kinds left in the region, listed through the
 //!   AWS API (not through the tool), with [`Inventory::orphans`] (anything at all) and
 //!   [`Inventory::duplicates`] (more than one stack's worth);
