@@ -458,5 +458,10 @@ async fn down_waits_out_what_ecs_keeps_a_while_and_says_so() {
             && text.contains("security group"),
         "down says what it waits for\n{down}"
     );
-    assert!(t.aws.snapshot(DEFAULT_STACK).await.leftovers().is_empty());
+    let left = t.aws.snapshot(DEFAULT_STACK).await.leftovers();
+    assert!(
+        left.is_empty(),
+        "down left {left:?}\n{down}\n{}",
+        proxy.log()
+    );
 }

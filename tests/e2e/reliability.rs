@@ -1243,8 +1243,9 @@ async fn a_corrupt_or_unknown_version_state_file_is_refused_and_left_untouched()
             );
         }
     }
+    let orphans = t.aws.inventory().await.orphans();
     assert!(
-        t.aws.inventory().await.orphans().is_empty(),
-        "a refused state file must not lead to any create"
+        orphans.is_empty(),
+        "a refused state file must not lead to any create: {orphans:?}"
     );
 }

@@ -106,8 +106,9 @@ pub struct Moto {
     port: u16,
     child: Mutex<Option<Child>>,
     /// True while the server holds nothing a test left behind that [`TestEnv::reusing`]
-    /// would not see: set by [`Moto::reset`], cleared by [`Moto::configure`] and by
-    /// [`TestEnv::new`] (whose test may do anything).
+    /// would not see: a new server, or one that since its last reset served only such tests.
+    /// Cleared by [`TestEnv::new`] (whose test may do anything), by [`Moto::configure`] and by
+    /// a test that failed.
     pub(crate) reusable: AtomicBool,
 }
 
@@ -262,7 +263,6 @@ impl Moto {
         let (status, body) = http_call(self.port, "POST", "/moto-api/reset", "")
             .unwrap_or_else(|e| panic!("moto reset failed: {e}"));
         assert_eq!(status, 200, "moto reset answered {status}: {body}");
-        self.reusable.store(true, Ordering::SeqCst);
     }
 
     /// Stops moto from moving ECS tasks on by one state at every describe_tasks.
@@ -411,6 +411,8 @@ struct Pool {
     servers: Vec<OnceLock<Moto>>,
     /// Indexes of the servers nobody holds.
     free: Mutex<Vec<usize>>,
+    /// Which servers are leased: a check that no server is ever handed to two tests.
+    leased: Vec<AtomicBool>,
     /// One permit per server: waiting for a permit is waiting for a free server.
     permits: tokio::sync::Semaphore,
     /// Servers start one at a time: a port [`free_port`] found is then never given to two.
@@ -424,6 +426,7 @@ fn pool() -> &'static Pool {
         Pool {
             servers: (0..n).map(|_| OnceLock::new()).collect(),
             free: Mutex::new((0..n).collect()),
+            leased: (0..n).map(|_| AtomicBool::new(false)).collect(),
             permits: tokio::sync::Semaphore::new(n),
             starting: Mutex::new(()),
         }
@@ -453,6 +456,10 @@ impl Lease {
                 .expect("a permit means a free server");
             free.swap_remove(at)
         };
+        assert!(
+            !pool.leased[index].swap(true, Ordering::SeqCst),
+            "server {index} of the pool handed out twice"
+        );
         // Built before the server starts, so that a failed start gives the index back.
         let lease = Lease {
             index,
@@ -468,6 +475,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        pool().leased[self.index].store(false, Ordering::SeqCst);
         pool()
             .free
             .lock()

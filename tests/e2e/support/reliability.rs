@@ -49,6 +49,7 @@ impl TestEnv {
         let aws = Aws::connect(moto.url(), REGION).await;
         if !moto.reusable.load(Ordering::SeqCst) || !aws.inventory().await.orphans().is_empty() {
             moto.reset();
+            moto.reusable.store(true, Ordering::SeqCst);
         }
         moto.pin_task_states();
         TestEnv::on(moto, lease, machine).await
