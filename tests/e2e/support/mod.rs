@@ -390,19 +390,37 @@ impl Aws {
 
 /// The environment variable with the number of rules servers the tests share at most.
 pub const SERVERS_ENV: &str = "L5D_TEST_SERVERS";
-/// Servers when `L5D_TEST_SERVERS` is not set. Each is a moto process (one Python core at
-/// most, ~0.5 GB); they start on first use, so no more start than tests run at once.
-pub const DEFAULT_SERVERS: usize = 3;
 
-/// How many servers the pool has: `L5D_TEST_SERVERS` or [`DEFAULT_SERVERS`].
+/// How many servers the pool has: `L5D_TEST_SERVERS`, else as many as tests run at once
+/// (cargo's test threads: `--test-threads`, `RUST_TEST_THREADS`, else one per core), and at
+/// least two. Each is a moto process (one Python core at most, ~0.5 GB) started on first
+/// use, so a server more than tests run at once would only ever serve the harness's own
+/// two-lease test.
 pub fn servers_wanted() -> usize {
     match std::env::var(SERVERS_ENV) {
         Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => n,
             _ => panic!("{SERVERS_ENV}={v:?} is not a positive number of servers"),
         },
-        _ => DEFAULT_SERVERS,
+        _ => test_threads().max(2),
     }
+}
+
+/// The number of tests libtest runs at once, found as libtest finds it.
+fn test_threads() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--test-threads") {
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_string()),
+            Some("") => args.get(i + 1).cloned(),
+            _ => None,
+        });
+    flag.or_else(|| std::env::var("RUST_TEST_THREADS").ok())
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 struct Pool {
