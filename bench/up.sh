@@ -4,7 +4,8 @@
 #   bench/up.sh
 #
 # 1. bench/.venv with awscli (v1) and boto3; jq and hyperfine from Debian if missing;
-#    moto[server]==5.2.5 from the project's .venv (or installed into bench/.venv);
+#    moto[server] at the version pinned in tests/awsrules/requirements.txt (scripts/venv
+#    --pinned moto), from the project's .venv (or installed into bench/.venv);
 # 2. `cargo build --release`;
 # 3. moto on a loopback port, and bench/latency_proxy.py in front of it;
 # 4. for each latency (0, 50, 200 ms per call), BENCH_REPEATS times, each run on a reset,
@@ -30,7 +31,7 @@ LATENCIES=${BENCH_LATENCIES:-"0 50 200"}
 REPEATS=${BENCH_REPEATS:-3}
 MAX_LOAD=${BENCH_MAX_LOAD:-1.0}
 LOAD_WAIT=${BENCH_LOAD_WAIT:-300}
-MOTO_VERSION=5.2.5
+MOTO_VERSION=$("$ROOT/scripts/venv" --pinned moto)
 STACK=l5d-demo
 
 say() { echo "bench: $*" >&2; }
@@ -143,7 +144,7 @@ done
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 sampler >"$OUT/samples.txt" 2>/dev/null &
 SAMPLER=$!
-PIDS+=($SAMPLER)
+PIDS+=("$SAMPLER")
 
 # ---------------------------------------------------------------------------- runs
 run() { # run LABEL LAT REP -- CMD...
