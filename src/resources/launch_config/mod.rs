@@ -261,10 +261,11 @@ impl Resource for LaunchConfig {
             vec![ResourceStatus::new(
                 kind_of(record),
                 &record.name,
+                // A launch configuration's name is its id.
                 record
                     .launch_template_id
                     .as_ref()
-                    .map_or("", |i| i.as_str()),
+                    .map_or(record.name.as_str(), |i| i.as_str()),
                 state,
             )]
         }
