@@ -76,7 +76,7 @@ fn render(template: &str, vars: &[(&str, &str)]) -> Result<String> {
 }
 
 /// Where a boot script runs: the root its absolute paths live under and the instance metadata
-/// service it asks. Instances get [`BootHost::EC2`]; `tests/userdata.rs` runs the very same
+/// service it asks. Instances get [`BootHost::EC2`]; `tests/e2e/userdata.rs` runs the very same
 /// scripts under a temporary root against a stand-in metadata service, which is why these are
 /// parameters of the renderer and not fixed in the scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
