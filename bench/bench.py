@@ -109,6 +109,9 @@ def cmd_render(root, outdir, stack):
         "CLUSTER": stack,
         "CONSUL_SERVER_TAG": f"{stack}-consul-server",
         "CONSUL_IMAGE": CONSUL_IMAGE,
+        # What an instance boots on (the renderer's BootHost::EC2): the real root and IMDS.
+        "ROOT": "",
+        "IMDS": "http://169.254.169.254",
     }
     for src, dst in [("consul-server.sh", "consul-server-user-data.txt"), ("ecs-node.sh", "ecs-user-data.txt")]:
         with open(os.path.join(root, "user-data", src)) as f:
