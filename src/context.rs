@@ -46,7 +46,7 @@ impl Ctx {
         out: Arc<Output>,
         key_pair: Option<&str>,
     ) -> Result<Self> {
-        let aws = Aws::connect(global).await?;
+        let aws = Aws::connect(global, Some(progress_notice(&out))).await?;
         out.set_region(&aws.region);
         if let Some(key) = key_pair {
             check_key_pair(&aws, key).await?;
@@ -64,6 +64,12 @@ impl Ctx {
         let account = self.aws.account_id().await?;
         self.state.bind(&self.stack, &self.aws.region, &account)
     }
+}
+
+/// The progress line, for the AWS layer to say that calls cannot connect.
+pub fn progress_notice(out: &Arc<Output>) -> crate::aws::Notice {
+    let out = out.clone();
+    Arc::new(move |message: String| out.progress(message))
 }
 
 async fn check_key_pair(aws: &Aws, key: &str) -> Result<()> {

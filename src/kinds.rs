@@ -87,7 +87,7 @@ pub struct Leftover {
 }
 
 /// A resource a state file records: what `down` deletes and `status --discover` lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub kind: ResourceKind,
     pub name: String,

@@ -47,11 +47,13 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs go to stderr: `-v` shows each AWS call, `-vv` the SDK's own detail; RUST_LOG wins.
+/// aws-config's failed instance-metadata lookups (a region off an EC2 instance) are not
+/// warned about: the missing region gets its own error, with what to do.
 fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "warn,l5d_ecs=info",
+        (false, 0) => "warn,aws_config::imds=error",
+        (false, 1) => "warn,aws_config::imds=error,l5d_ecs=info",
         (false, _) => "debug,hyper=info,h2=info,rustls=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

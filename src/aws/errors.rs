@@ -7,6 +7,8 @@ use anyhow::{anyhow, Result};
 use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::reach::Unreachable;
+
 /// The AWS error code of a failed call, such as `InvalidGroup.NotFound`.
 pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where
@@ -38,7 +40,12 @@ where
                 ),
             ),
         },
-        _ => (None, error_chain(err)),
+        _ => {
+            if let Some(u) = std::error::Error::source(err).and_then(Unreachable::find) {
+                return format!("{u}\n  what to do: {}", u.advice());
+            }
+            (None, error_chain(err))
+        }
     };
     match advice(code, &text) {
         Some(what_to_do)

@@ -6,6 +6,7 @@ pub mod create;
 pub mod errors;
 pub mod poll;
 pub mod propagation;
+pub mod reach;
 
 use anyhow::{anyhow, Result};
 use aws_config::retry::RetryConfig;
@@ -16,6 +17,7 @@ pub use create::{classify, create_once, CreateError};
 pub use errors::{describe_error, done_if_gone, error_code, AwsResultExt};
 pub use poll::{format_duration, poll, poll_with, Backoff, Poll, TimedOut};
 pub use propagation::{create_when_propagated, when_propagated, NotPropagated};
+pub use reach::Notice;
 
 use crate::options::GlobalArgs;
 use crate::stack::usage;
@@ -37,7 +39,9 @@ pub struct Aws {
 }
 
 impl Aws {
-    pub async fn connect(global: &GlobalArgs) -> Result<Self> {
+    /// The clients for the region and endpoint the flags and the environment give; `notice`
+    /// hears of calls that cannot connect and are tried again.
+    pub async fn connect(global: &GlobalArgs, notice: Option<Notice>) -> Result<Self> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
         if let Some(region) = &global.region {
@@ -53,12 +57,18 @@ impl Aws {
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             usage("no AWS region: pass --region, set AWS_REGION, or give the profile a region")
         })?;
-        // Every client logs each call it makes (shown with -v).
+        let explicit_endpoint = global.endpoint_url.is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty());
+        let reach = reach::ReachInterceptor::new(&region, explicit_endpoint, notice);
+        // Every client logs each call it makes (shown with -v), and names the endpoint it
+        // cannot reach.
         macro_rules! client {
             ($service:ident) => {
                 $service::Client::from_conf(
                     $service::config::Builder::from(&config)
                         .interceptor(CallLog)
+                        .interceptor(reach.clone())
+                        .retry_classifier(reach::UnreachableRetry)
                         .build(),
                 )
             };

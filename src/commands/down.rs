@@ -10,20 +10,24 @@ use anyhow::{anyhow, Result};
 use futures::future::{BoxFuture, Shared};
 use futures::FutureExt;
 
+use super::unrecorded::{item_lines, Unrecorded};
 use super::Env;
 use crate::cli::DownArgs;
 use crate::context::Ctx;
 use crate::resources::settings::Flags;
 use crate::resources::{self, inventory, needed_by, Name, ORDER};
 use crate::stack::usage;
-use crate::state::Resources;
 
 pub async fn run(args: &DownArgs, env: &Env) -> Result<()> {
     let stack = env.global.stack.as_str();
+    if !args.yes && !std::io::stdin().is_terminal() {
+        // Refused before any AWS call or any write.
+        return Err(usage(format!(
+            "down would delete the resources of stack {stack}; not on a terminal, so add --yes \
+             to confirm"
+        )));
+    }
     if args.discover {
-        if !args.yes && !std::io::stdin().is_terminal() {
-            return confirm(&Resources::default(), stack, args);
-        }
         let (state, s) = env.lock_with_settings(Flags {
             instance_role: Some(&args.instance_role),
             ..Flags::default()
@@ -32,54 +36,54 @@ pub async fn run(args: &DownArgs, env: &Env) -> Result<()> {
         let found = Mutex::new(cx.state.resources());
         resources::discover(&cx, &s, &found).await?;
         let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
-        cx.state.update(|st| st.resources = found)?;
-        confirm(&cx.state.resources(), stack, args)?;
+        if !resources::is_empty(&cx.stack, &found) {
+            cx.state.update(|st| st.resources = found)?;
+        }
+        confirm(&cx, args).await?;
         return destroy_all(&cx, args).await;
     }
-    let path = env.state_path();
-    let Some(recorded) = env.recorded()? else {
-        env.out.progress(format!(
-            "nothing to delete: no state file at {} (add --discover to look for the stack's \
-             resources in AWS)",
-            path.display()
-        ));
-        return Ok(());
-    };
-    confirm(&recorded.resources, stack, args)?;
+    if env.recorded()?.is_none() {
+        return unrecorded(args, env).await;
+    }
     let cx = env.connect().await?;
+    confirm(&cx, args).await?;
     destroy_all(&cx, args).await
 }
 
-/// Asks on a terminal; refuses (exit 2) without one. Runs before any AWS call.
-fn confirm(resources: &Resources, stack: &str, args: &DownArgs) -> Result<()> {
+/// No state file: nothing is deleted, and if the region holds anything of the stack, that is
+/// an error that says what and how to delete it.
+async fn unrecorded(args: &DownArgs, env: &Env) -> Result<()> {
+    let found = Unrecorded::look(env, &args.instance_role).await?;
+    env.out.section("unrecorded", &found);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "nothing was deleted: no state file at {} records stack {}, but {} of its resources \
+         are in {} (listed above); {}",
+        found.state_file,
+        found.stack,
+        found.found.len(),
+        found.region,
+        found.remedy()
+    ))
+}
+
+/// On a terminal, lists what `down` would delete now and asks (`--yes` skips this).
+async fn confirm(cx: &Ctx, args: &DownArgs) -> Result<()> {
     if args.yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(usage(format!(
-            "down would delete the resources of stack {stack}; not on a terminal, so add --yes \
-             to confirm"
-        )));
+    let items = resources::doomed(cx, &cx.state.resources()).await?;
+    if items.is_empty() {
+        return Ok(());
     }
-    let items = inventory(resources);
-    let kind_width = items
-        .iter()
-        .map(|i| i.kind.label().len())
-        .max()
-        .unwrap_or(0);
-    let name_width = items.iter().map(|i| i.name.len()).max().unwrap_or(0);
     let mut err = std::io::stderr().lock();
-    writeln!(err, "This deletes, in stack {stack}:")?;
-    for i in items {
-        writeln!(
-            err,
-            "  {:<kind_width$}  {:<name_width$}  {}",
-            i.kind.label(),
-            i.name,
-            i.id
-        )?;
+    writeln!(err, "This deletes, in stack {}:", cx.stack)?;
+    for line in item_lines(&items) {
+        writeln!(err, "  {line}")?;
     }
-    write!(err, "Delete them? [y/N] ")?;
+    write!(err, "Delete these {}? [y/N] ", items.len())?;
     err.flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -109,7 +113,10 @@ async fn destroy_all(cx: &Ctx, args: &DownArgs) -> Result<()> {
                     blocked = Some(what);
                 }
             }
-            let recorded = !e.resource.inventory(&cx.state.resources()).is_empty();
+            let recorded = !e
+                .resource
+                .inventory(&cx.stack, &cx.state.resources())
+                .is_empty();
             if let Some(what) = blocked.filter(|_| recorded) {
                 errors_ref
                     .lock()
@@ -136,12 +143,12 @@ async fn destroy_all(cx: &Ctx, args: &DownArgs) -> Result<()> {
     futures::future::join_all(gone.into_values()).await;
 
     let left = cx.state.resources();
-    if resources::is_empty(&left) {
+    if resources::is_empty(&cx.stack, &left) {
         cx.state.remove()?;
         return Ok(());
     }
     let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
-    let items = inventory(&left);
+    let items = inventory(&cx.stack, &left);
     for i in &items {
         let why = errors
             .iter()

@@ -2,9 +2,11 @@
 //! carry the `l5d-ecs:stack` tag in the region.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::path::Path;
 
 use anyhow::Result;
+use serde::Serialize;
 
 use super::Env;
 use crate::aws::{ec2_filter, AwsResultExt};
@@ -38,7 +40,7 @@ pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
             match StateStore::open(&p, &stack) {
                 Ok(store) => {
                     if let Some(state) = store.snapshot() {
-                        let count = crate::resources::inventory(&state.resources).len();
+                        let count = crate::resources::inventory(&stack, &state.resources).len();
                         out.record(
                             ResourceKind::Stack,
                             state.stack.as_str(),
@@ -57,8 +59,23 @@ pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
             }
         }
     }
+    if known.is_empty() {
+        // No state file here: say so, and what the region holds, so that a stack made
+        // elsewhere is not taken for none.
+        let ctx = env.connect_reading().await?;
+        let stacks: Vec<String> = stacks_in_region(&ctx).await?.into_iter().collect();
+        out.section(
+            "unrecorded",
+            &NoStateFiles {
+                state_dir: dir.display().to_string(),
+                region: ctx.aws.region.clone(),
+                stacks,
+            },
+        );
+        return Ok(());
+    }
     if args.discover {
-        let ctx = env.connect().await?;
+        let ctx = env.connect_reading().await?;
         for stack in stacks_in_region(&ctx).await? {
             if !known.contains(&stack) {
                 out.record(
@@ -71,6 +88,34 @@ pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `list` where no state file is: the stacks the region holds by tag.
+#[derive(Debug, Serialize)]
+struct NoStateFiles {
+    state_dir: String,
+    region: String,
+    stacks: Vec<String>,
+}
+
+impl fmt::Display for NoStateFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "no state file in {}", self.state_dir)?;
+        if self.stacks.is_empty() {
+            return writeln!(f, "no l5d-ecs stack in {}", self.region);
+        }
+        writeln!(
+            f,
+            "stacks in {} that no state file here records: {}",
+            self.region,
+            self.stacks.join(", ")
+        )?;
+        writeln!(
+            f,
+            "`l5d-ecs status --stack NAME` lists what one has; `l5d-ecs down --stack NAME \
+             --discover` deletes it"
+        )
+    }
 }
 
 /// Stack names that carry the `l5d-ecs:stack` tag on EC2 resources or ASGs in the region.

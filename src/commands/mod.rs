@@ -16,6 +16,7 @@ pub mod status;
 pub mod step;
 pub mod tunnel;
 pub mod undeploy;
+pub mod unrecorded;
 pub mod up;
 pub mod verify;
 
@@ -65,6 +66,15 @@ impl Env {
         let state = self.lock()?;
         let settings = Settings::resolve(flags, state.snapshot().as_ref())?;
         Ok((state, settings))
+    }
+
+    /// The clients built and the credentials checked, for a command that only reads AWS:
+    /// the state file is neither locked nor written.
+    pub async fn connect_reading(&self) -> Result<Ctx> {
+        let store = StateStore::open(&self.state_path(), &self.global.stack)?;
+        let cx = Ctx::new_unbound(&self.global, store, self.out.clone(), None).await?;
+        cx.aws.account_id().await?;
+        Ok(cx)
     }
 
     /// The state file locked, the clients built and the account checked.

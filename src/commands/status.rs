@@ -10,12 +10,14 @@ use anyhow::Result;
 use aws_sdk_ecs::types::DesiredStatus;
 use serde::Serialize;
 
+use super::unrecorded::Unrecorded;
 use super::Env;
 use crate::aws::AwsResultExt;
 use crate::cli::StatusArgs;
 use crate::context::Ctx;
 use crate::kinds::{Action, Address, ResourceStatus};
 use crate::nodes::{self, task_id};
+use crate::output::table;
 use crate::resources::{self, settings::Flags};
 use crate::tasks;
 
@@ -60,12 +62,21 @@ pub struct NodeStatus {
 impl fmt::Display for StatusReport {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(out, "state file: {}", self.state_file)?;
-        for r in &self.resources {
-            writeln!(
-                out,
-                "{:<21} {:<28} {:<40} {}",
-                r.kind, r.name, r.id, r.state
-            )?;
+        // Ids as people read them, and cut to fit: `--output json` has them whole.
+        let rows: Vec<Vec<String>> = self
+            .resources
+            .iter()
+            .map(|r| {
+                vec![
+                    r.kind.to_string(),
+                    r.name.clone(),
+                    table::short_id(&r.id).to_owned(),
+                    r.state.clone(),
+                ]
+            })
+            .collect();
+        for line in table::lines(&rows, &[usize::MAX, 32, 32]) {
+            writeln!(out, "{line}")?;
         }
         for n in &self.nodes {
             writeln!(
@@ -99,6 +110,11 @@ impl fmt::Display for StatusReport {
 }
 
 pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
+    if !args.discover && env.recorded()?.is_none() {
+        let found = Unrecorded::look(env, &args.instance_role).await?;
+        env.out.section("unrecorded", &found);
+        return Ok(());
+    }
     let (state, s) = env.lock_with_settings(Flags {
         instance_role: Some(&args.instance_role),
         ..Flags::default()
@@ -108,7 +124,7 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
         let found = Mutex::default();
         resources::discover(&cx, &s, &found).await?;
         let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
-        for i in resources::inventory(&found) {
+        for i in resources::inventory(&cx.stack, &found) {
             env.out.record(i.kind, i.name, i.id, Action::Found);
         }
         return Ok(());

@@ -1,6 +1,8 @@
 //! What the tool prints: progress and warnings on stderr, and one result on stdout, either a
 //! table for people or one JSON document (`--output json`).
 
+pub mod table;
+
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;

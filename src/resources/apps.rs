@@ -19,6 +19,7 @@ use crate::ids::Arn;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
 use crate::nodes::task_id;
 use crate::options::App;
+use crate::stack::StackName;
 use crate::state::{AppRecord, Creates, Resources};
 use crate::tasks;
 
@@ -59,7 +60,7 @@ impl Resource for Apps {
         async { Ok(()) }.boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.apps
             .values()
             .flat_map(|app| {

@@ -18,6 +18,7 @@ use crate::aws::{
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::{ClusterRecord, Resources};
 
 pub struct Cluster;
@@ -72,7 +73,7 @@ impl Resource for Cluster {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.cluster
             .iter()
             .map(|c| Item::new(ResourceKind::Cluster, &c.name, c.arn.as_str()))

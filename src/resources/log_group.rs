@@ -12,7 +12,7 @@ use super::{Name, Plan, Ready, Resource, Settings};
 use crate::aws::{describe_error, error_code, AwsResultExt};
 use crate::context::Ctx;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
-use crate::stack::STACK_TAG;
+use crate::stack::{StackName, STACK_TAG};
 use crate::state::{LogGroupRecord, Resources};
 
 /// Demo logs are worth a week, not forever.
@@ -75,7 +75,7 @@ impl Resource for LogGroup {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.log_group
             .iter()
             .map(|lg| Item::new(ResourceKind::LogGroup, &lg.name, &lg.name))

@@ -30,9 +30,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 
 use crate::context::Ctx;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::Resources;
 
 pub use settings::Settings;
@@ -165,8 +167,15 @@ pub trait Resource: Sync {
         plan: &'a Plan,
     ) -> BoxFuture<'a, Result<()>>;
 
-    /// What the state file records of it: what `down` would delete.
-    fn inventory(&self, r: &Resources) -> Vec<Item>;
+    /// What the state file records of it.
+    fn inventory(&self, stack: &StackName, r: &Resources) -> Vec<Item>;
+
+    /// What `down` would delete of it now: what the state file records, and what deleting
+    /// that takes with it (the shared role and profile, when no other stack uses them).
+    fn doomed<'a>(&'a self, cx: &'a Ctx, r: &'a Resources) -> BoxFuture<'a, Result<Vec<Item>>> {
+        let items = self.inventory(&cx.stack, r);
+        async move { Ok(items) }.boxed()
+    }
 
     /// Deletes what the state file records of it (nothing recorded: nothing to do), then
     /// forgets it. Gone already counts as deleted.
@@ -253,18 +262,25 @@ impl Plan {
     }
 }
 
-/// Everything the state file records, in the order `down` lists it.
-pub fn inventory(r: &Resources) -> Vec<Item> {
+/// Everything the state file records, in the order `down` deletes it.
+pub fn inventory(stack: &StackName, r: &Resources) -> Vec<Item> {
     ORDER
         .iter()
         .rev()
-        .flat_map(|e| e.resource.inventory(r))
+        .flat_map(|e| e.resource.inventory(stack, r))
         .collect()
 }
 
+/// What `down` would delete now, in the order it deletes it: the confirmation lists this.
+pub async fn doomed(cx: &Ctx, r: &Resources) -> Result<Vec<Item>> {
+    let all = ORDER.iter().rev().map(|e| e.resource.doomed(cx, r));
+    let lists = futures::future::try_join_all(all).await?;
+    Ok(lists.into_iter().flatten().collect())
+}
+
 /// Nothing recorded to delete.
-pub fn is_empty(r: &Resources) -> bool {
-    inventory(r).is_empty()
+pub fn is_empty(stack: &StackName, r: &Resources) -> bool {
+    inventory(stack, r).is_empty()
 }
 
 /// The error for a step run before the step it needs.

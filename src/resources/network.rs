@@ -15,6 +15,7 @@ use crate::context::Ctx;
 use crate::ids::{SubnetId, VpcId};
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
 use crate::options::NetworkArgs;
+use crate::stack::StackName;
 use crate::state::{Network as NetworkRecord, Resources};
 
 pub struct Network;
@@ -57,7 +58,7 @@ impl Resource for Network {
     }
 
     /// The VPC and subnets are not the stack's: `down` leaves them.
-    fn inventory(&self, _: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, _: &Resources) -> Vec<Item> {
         Vec::new()
     }
 

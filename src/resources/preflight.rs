@@ -14,6 +14,7 @@ use super::{missing_step, Name, Plan, Ready, Resource, Settings};
 use crate::aws::{ec2_filter, AwsResultExt};
 use crate::context::Ctx;
 use crate::kinds::{Item, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::Resources;
 
 pub struct Preflight;
@@ -86,7 +87,7 @@ impl Resource for Preflight {
         async { Ok(()) }.boxed()
     }
 
-    fn inventory(&self, _: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, _: &Resources) -> Vec<Item> {
         Vec::new()
     }
 

@@ -18,7 +18,7 @@ use crate::aws::{
 use crate::context::Ctx;
 use crate::ids::{SecurityGroupId, VpcId};
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
-use crate::stack::{Cidr, STACK_TAG};
+use crate::stack::{Cidr, StackName, STACK_TAG};
 use crate::state::{Network, Resources, SecurityGroupRecord};
 
 /// Description as in the guide.
@@ -107,7 +107,7 @@ impl Resource for SecurityGroup {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.security_group
             .iter()
             .map(|sg| Item::new(ResourceKind::SecurityGroup, &sg.name, sg.id.as_str()))

@@ -17,7 +17,7 @@ use crate::checkip;
 use crate::context::Ctx;
 use crate::ids::SecurityGroupId;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
-use crate::stack::Cidr;
+use crate::stack::{Cidr, StackName};
 use crate::state::{Resources, SecurityGroupRecord};
 
 /// (port, what listens there)
@@ -80,7 +80,7 @@ impl Resource for SecurityGroupRules {
         async { Ok(()) }.boxed()
     }
 
-    fn inventory(&self, _: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, _: &Resources) -> Vec<Item> {
         Vec::new()
     }
 

@@ -2,7 +2,7 @@
 //! defaults; and what it derives from AWS (the AMI, the CIDRs to open), looked up at most once
 //! per run by whichever resource asks first.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use tokio::sync::OnceCell;
 
 use crate::context::Ctx;
@@ -20,8 +20,10 @@ pub struct Settings {
     /// `--launch-template`: nodes from a launch template even where launch configurations
     /// are still offered.
     pub launch_template: bool,
-    ami: OnceCell<String>,
-    cidrs: OnceCell<Vec<Cidr>>,
+    /// Looked up once, failure included: a second resource that asks gets the same error
+    /// rather than a second try that fails the same way (and takes as long).
+    ami: OnceCell<Result<String, String>>,
+    cidrs: OnceCell<Result<Vec<Cidr>, String>>,
 }
 
 /// The flags a command was given; a command without some of them leaves them `None`, and
@@ -77,17 +79,28 @@ impl Settings {
     /// The nodes' AMI: `--ami`, else the ECS-optimized AMI from SSM (looked up once).
     pub async fn ami(&self, cx: &Ctx) -> Result<&str> {
         self.ami
-            .get_or_try_init(|| super::ami::resolve(cx, self.instance.ami.as_deref()))
+            .get_or_init(|| async {
+                super::ami::resolve(cx, self.instance.ami.as_deref())
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            })
             .await
-            .map(String::as_str)
+            .as_deref()
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// The CIDRs to open the demo's ports to: `--allow-cidr`, else what the stack already
     /// uses, else the caller's public IP (asked once).
     pub async fn allowed_cidrs(&self, cx: &Ctx) -> Result<&[Cidr]> {
         self.cidrs
-            .get_or_try_init(|| super::security_group_rules::allowed_cidrs(cx, &self.allow_cidrs))
+            .get_or_init(|| async {
+                super::security_group_rules::allowed_cidrs(cx, &self.allow_cidrs)
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            })
             .await
+            .as_ref()
             .map(Vec::as_slice)
+            .map_err(|e| anyhow!("{e}"))
     }
 }

@@ -17,13 +17,20 @@ pub(super) fn lock_path(path: &Path) -> PathBuf {
 /// is stale and taken over.
 pub(super) struct LockFile {
     path: PathBuf,
+    /// The state's directory, when taking the lock made it: removed again with the lock if
+    /// nothing was written into it, so a command that creates nothing leaves nothing.
+    made_dir: Option<PathBuf>,
 }
 
 impl LockFile {
     pub(super) fn acquire(path: &Path) -> Result<Self> {
+        let mut made_dir = None;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)
-                .with_context(|| format!("creating directory {}", dir.display()))?;
+            if !dir.exists() {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("creating directory {}", dir.display()))?;
+                made_dir = Some(dir.to_owned());
+            }
         }
         let holder = format!(
             "pid={} host={} since={}\n",
@@ -41,6 +48,7 @@ impl LockFile {
                     f.write_all(holder.as_bytes())?;
                     return Ok(Self {
                         path: path.to_owned(),
+                        made_dir,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -68,6 +76,10 @@ impl LockFile {
 impl Drop for LockFile {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+        if let Some(dir) = &self.made_dir {
+            // Fails, and so keeps it, when the state file (or anything else) is in it.
+            let _ = fs::remove_dir(dir);
+        }
     }
 }
 
@@ -118,5 +130,25 @@ mod tests {
         )
         .unwrap();
         assert!(StateStore::open(&path, &stack()).unwrap().lock().is_ok());
+    }
+
+    #[test]
+    fn a_lock_that_made_the_directory_removes_it_when_nothing_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join(".l5d-ecs");
+        let path = state_dir.join("t.json");
+        drop(StateStore::open(&path, &stack()).unwrap().lock().unwrap());
+        assert!(
+            !state_dir.exists(),
+            "an empty state directory was left behind"
+        );
+
+        // With a state file written, the directory stays (and the lock file goes).
+        let store = StateStore::open(&path, &stack()).unwrap().lock().unwrap();
+        store.bind(&stack(), "us-east-1", "123456789012").unwrap();
+        store.update(|s| s.serial += 0).unwrap();
+        drop(store);
+        assert!(path.exists());
+        assert!(!lock_path(&path).exists());
     }
 }

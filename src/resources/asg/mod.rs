@@ -21,7 +21,7 @@ use super::{launch_config, missing_step, Name, Plan, Ready, Resource, Settings};
 use crate::aws::AwsResultExt;
 use crate::context::Ctx;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
-use crate::stack::STACK_TAG;
+use crate::stack::{StackName, STACK_TAG};
 use crate::state::{AsgRecord, Resources};
 
 pub struct Asg;
@@ -113,7 +113,7 @@ impl Resource for Asg {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.asg
             .iter()
             .map(|a| Item::new(ResourceKind::AutoScalingGroup, &a.name, &a.name))

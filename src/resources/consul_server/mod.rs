@@ -17,6 +17,7 @@ use crate::aws::{describe_error, ec2_filter, error_code, poll_with, AwsResultExt
 use crate::context::Ctx;
 use crate::ids::InstanceId;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::{Creates, InstanceRecord, Resources};
 
 mod start;
@@ -93,10 +94,16 @@ impl Resource for ConsulServer {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, stack: &StackName, r: &Resources) -> Vec<Item> {
         r.consul_server
             .iter()
-            .map(|c| Item::new(ResourceKind::ConsulServer, "", c.instance_id.as_str()))
+            .map(|c| {
+                Item::new(
+                    ResourceKind::ConsulServer,
+                    stack.consul_server_tag(),
+                    c.instance_id.as_str(),
+                )
+            })
             .collect()
     }
 

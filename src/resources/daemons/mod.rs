@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use aws_sdk_ecs::types::Service;
+use aws_sdk_ecs::types::{Service, Task};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
@@ -19,6 +19,7 @@ use crate::aws::{describe_error, error_code, AwsResultExt};
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::{ClusterRecord, Creates, Resources, ServiceRecord, TaskDefinitionRecord};
 use crate::templates::DAEMON_APPS;
 
@@ -110,7 +111,7 @@ impl Resource for Daemons {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.daemons
             .values()
             .map(|s| Item::new(ResourceKind::DaemonService, &s.name, s.arn.as_str()))
@@ -184,12 +185,13 @@ impl Resource for Daemons {
                 .cluster
                 .as_ref()
                 .map_or_else(|| cx.stack.cluster(), |c| c.name.clone());
-            let found = find(cx, &cluster).await;
+            let (found, nodes) =
+                futures::join!(find(cx, &cluster), wait::nodes_and_tasks(cx, &cluster));
             r.daemons
                 .values()
                 .map(|s| {
                     let state = match &found {
-                        Ok(services) => service_state(services, &s.name),
+                        Ok(services) => service_state(services, &s.name, nodes.as_ref().ok()),
                         Err(e) => format!("unknown: {e:#}"),
                     };
                     ResourceStatus::new(ResourceKind::DaemonService, &s.name, s.arn.as_str(), state)
@@ -205,19 +207,41 @@ fn service_names(ctx: &Ctx) -> Vec<String> {
     DAEMON_APPS.iter().map(|a| ctx.stack.family(a)).collect()
 }
 
-/// A service's live state in words; a deleted one stays INACTIVE for a while.
-fn service_state(services: &[Service], name: &str) -> String {
+/// A service's live state in words, with the nodes it runs on (from the tasks, as ECS's
+/// counts of a DAEMON service lag); a deleted one stays INACTIVE for a while.
+fn service_state(
+    services: &[Service],
+    name: &str,
+    nodes: Option<&(BTreeMap<String, String>, Vec<Task>)>,
+) -> String {
     let live = services
         .iter()
         .find(|s| s.service_name() == Some(name) && s.status() != Some("INACTIVE"));
-    match live {
-        Some(s) => format!(
-            "{}, {} running of {} desired",
-            s.status().unwrap_or("?"),
+    let Some(s) = live else {
+        return "missing".to_owned();
+    };
+    let status = s.status().unwrap_or("?");
+    match nodes {
+        Some((instances, _)) if instances.is_empty() => {
+            format!("{status}, no ACTIVE container instance to run on")
+        }
+        Some((instances, running)) => {
+            let (on, lacking) = wait::placement(name, running, instances);
+            if lacking.is_empty() {
+                format!("{status}, running on {on} of {} node(s)", instances.len())
+            } else {
+                format!(
+                    "{status}, running on {on} of {} node(s), not on {}",
+                    instances.len(),
+                    lacking.join(", ")
+                )
+            }
+        }
+        None => format!(
+            "{status}, {} running of {} desired",
             s.running_count(),
             s.desired_count()
         ),
-        None => "missing".to_owned(),
     }
 }
 

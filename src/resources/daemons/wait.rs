@@ -124,13 +124,13 @@ fn group(name: &str) -> String {
     format!("service:{name}")
 }
 
-/// Which ACTIVE container instances lack a RUNNING task of the daemon, in words; `None` when
-/// it runs on all of them.
-pub(super) fn not_everywhere(
+/// Where a daemon runs: how many of the ACTIVE container instances have a RUNNING task of
+/// it, and the others in words (`i-0abc (PENDING)`, `i-0def (no task)`).
+pub(super) fn placement(
     name: &str,
     running: &[Task],
     instances: &BTreeMap<String, String>,
-) -> Option<String> {
+) -> (usize, Vec<String>) {
     let group = group(name);
     let ours: Vec<&Task> = running
         .iter()
@@ -155,14 +155,45 @@ pub(super) fn not_everywhere(
             }
         })
         .collect();
+    (instances.len() - lacking.len(), lacking)
+}
+
+/// Which ACTIVE container instances lack a RUNNING task of the daemon, in words; `None` when
+/// it runs on all of them.
+pub(super) fn not_everywhere(
+    name: &str,
+    running: &[Task],
+    instances: &BTreeMap<String, String>,
+) -> Option<String> {
+    let (on, lacking) = placement(name, running, instances);
     (!lacking.is_empty()).then(|| {
         format!(
-            "{name} runs on {} of {} node(s), not yet on {}",
-            instances.len() - lacking.len(),
+            "{name} runs on {on} of {} node(s), not yet on {}",
             instances.len(),
             lacking.join(", ")
         )
     })
+}
+
+/// The cluster's ACTIVE container instances (ARN -> EC2 instance id) and its RUNNING tasks,
+/// for where each daemon runs.
+pub(super) async fn nodes_and_tasks(
+    ctx: &Ctx,
+    cluster: &str,
+) -> Result<(BTreeMap<String, String>, Vec<Task>)> {
+    let what = format!("the running tasks of {cluster}");
+    let listing = ctx
+        .aws
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .desired_status(DesiredStatus::Running);
+    let (instances, running) = futures::join!(
+        active_container_instances(ctx, cluster),
+        tasks::list(listing, &what)
+    );
+    let running = tasks::describe(ctx, cluster, &running?).await?;
+    Ok((instances?, running))
 }
 
 /// The daemon's failures since the wait began, in words, once there are enough of them to

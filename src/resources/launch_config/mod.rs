@@ -29,6 +29,7 @@ use super::{missing_step, security_group, Name, Plan, Ready, Resource, Settings}
 use crate::context::Ctx;
 use crate::ids::SecurityGroupId;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::{
     InstanceSettings, LaunchConfigKind, LaunchConfigRecord, Resources, RoleRecord,
     SecurityGroupRecord,
@@ -177,7 +178,7 @@ impl Resource for LaunchConfig {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.launch_config
             .iter()
             .map(|l| {

@@ -2,12 +2,76 @@
 //! other stack still uses the role.
 
 use anyhow::{bail, Result};
+use aws_sdk_iam::types::{InstanceProfile, Role};
 
-use super::created_by_l5d_ecs;
+use super::{created_by_l5d_ecs, get_instance_profile, get_role};
 use crate::aws::{describe_error, done_if_gone, error_code, AwsResultExt};
 use crate::context::Ctx;
-use crate::kinds::{Action, ResourceKind};
+use crate::kinds::{Action, Item, ResourceKind};
 use crate::state::RoleRecord;
+
+/// What goes with the stack's policy, as AWS shows it now: the role, when l5d-ecs made it
+/// and no other stack's policy is on it, and its profile when l5d-ecs made that too. `down`
+/// lists this before it asks, and deletes exactly this.
+pub(super) struct Companions {
+    role: Option<Role>,
+    /// The profile, and whether it goes too (one l5d-ecs did not make only loses the role).
+    profile: Option<(InstanceProfile, bool)>,
+}
+
+impl Companions {
+    pub(super) async fn find(ctx: &Ctx, record: &RoleRecord) -> Result<Self> {
+        let none = Self {
+            role: None,
+            profile: None,
+        };
+        let role_name = &record.role_name;
+        let Some(role) = get_role(ctx, role_name).await? else {
+            return Ok(none);
+        };
+        let policies = ctx
+            .aws
+            .iam
+            .list_role_policies()
+            .role_name(role_name)
+            .send()
+            .await
+            .aws(format!("listing the policies of IAM role {role_name}"))?;
+        let others = policies
+            .policy_names()
+            .iter()
+            .any(|p| *p != record.policy_name);
+        if !created_by_l5d_ecs(role.tags()) || others {
+            // Not ours, or still used by another stack: it stays.
+            return Ok(none);
+        }
+        let profile = get_instance_profile(ctx, &record.instance_profile_name)
+            .await?
+            .map(|p| {
+                let goes = created_by_l5d_ecs(p.tags()) || record.created_instance_profile;
+                (p, goes)
+            });
+        Ok(Self {
+            role: Some(role),
+            profile,
+        })
+    }
+
+    pub(super) fn items(&self) -> Vec<Item> {
+        let profile = self.profile.iter().filter(|(_, goes)| *goes).map(|(p, _)| {
+            Item::new(
+                ResourceKind::InstanceProfile,
+                p.instance_profile_name(),
+                p.arn(),
+            )
+        });
+        let role = self
+            .role
+            .iter()
+            .map(|r| Item::new(ResourceKind::InstanceRole, r.role_name(), r.arn()));
+        profile.chain(role).collect()
+    }
+}
 
 /// Removes the stack's policy; then the role and profile if l5d-ecs made them and no policy
 /// of another stack is left on the role.
@@ -36,42 +100,13 @@ pub(super) async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
         Action::Deleted,
     );
 
-    let found = match iam.get_role().role_name(role).send().await {
-        Ok(out) => out.role().cloned(),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => bail!("looking up IAM role {role}: {}", describe_error(&e)),
-    };
-    let Some(found) = found else {
+    let companions = Companions::find(ctx, record).await?;
+    let Some(found) = &companions.role else {
         ctx.state.update(|s| s.resources.instance_role = None)?;
         return Ok(());
     };
-    let others = iam
-        .list_role_policies()
-        .role_name(role)
-        .send()
-        .await
-        .aws(format!("listing the policies of IAM role {role}"))?;
-    if !created_by_l5d_ecs(found.tags()) || !others.policy_names().is_empty() {
-        // Not ours, or still used by another stack: leave it.
-        ctx.state.update(|s| s.resources.instance_role = None)?;
-        return Ok(());
-    }
-
-    let profile = &record.instance_profile_name;
-    let profile_found = match iam
-        .get_instance_profile()
-        .instance_profile_name(profile)
-        .send()
-        .await
-    {
-        Ok(out) => out.instance_profile().cloned(),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => bail!(
-            "looking up instance profile {profile}: {}",
-            describe_error(&e)
-        ),
-    };
-    if let Some(p) = profile_found {
+    if let Some((p, goes)) = &companions.profile {
+        let profile = p.instance_profile_name();
         if p.roles().iter().any(|r| r.role_name() == role) {
             done_if_gone(
                 iam.remove_role_from_instance_profile()
@@ -83,7 +118,7 @@ pub(super) async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
                 format!("removing IAM role {role} from instance profile {profile}"),
             )?;
         }
-        if created_by_l5d_ecs(p.tags()) || record.created_instance_profile {
+        if *goes {
             done_if_gone(
                 iam.delete_instance_profile()
                     .instance_profile_name(profile)

@@ -22,7 +22,7 @@ use super::{Name, Plan, Ready, Resource, Settings};
 use crate::aws::{describe_error, error_code};
 use crate::context::Ctx;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
-use crate::stack::{CREATED_BY_TAG, STACK_TAG};
+use crate::stack::{StackName, CREATED_BY_TAG, STACK_TAG};
 use crate::state::{Resources, RoleRecord};
 use crate::templates;
 
@@ -86,11 +86,23 @@ impl Resource for RolePolicy {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.instance_role
             .iter()
             .map(|role| Item::new(ResourceKind::RolePolicy, &role.policy_name, &role.role_name))
             .collect()
+    }
+
+    /// The policy, and the role and profile that go with it when no other stack uses them.
+    fn doomed<'a>(&'a self, cx: &'a Ctx, r: &'a Resources) -> BoxFuture<'a, Result<Vec<Item>>> {
+        async move {
+            let mut items = self.inventory(&cx.stack, r);
+            if let Some(record) = &r.instance_role {
+                items.extend(destroy::Companions::find(cx, record).await?.items());
+            }
+            Ok(items)
+        }
+        .boxed()
     }
 
     fn destroy<'a>(&'a self, cx: &'a Ctx, _: Duration) -> BoxFuture<'a, Result<()>> {

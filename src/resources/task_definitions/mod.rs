@@ -16,6 +16,7 @@ use crate::aws::{describe_error, error_code, AwsResultExt};
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
+use crate::stack::StackName;
 use crate::state::{Resources, TaskDefinitionRecord};
 use crate::templates::{self, TaskDefinitionSpec};
 
@@ -83,7 +84,7 @@ impl Resource for TaskDefinitions {
         .boxed()
     }
 
-    fn inventory(&self, r: &Resources) -> Vec<Item> {
+    fn inventory(&self, _: &StackName, r: &Resources) -> Vec<Item> {
         r.task_definitions
             .values()
             .map(|t| Item::new(ResourceKind::TaskDefinition, &t.family, t.arn.as_str()))
