@@ -7,41 +7,45 @@ use clap::{Args, ValueEnum};
 
 use crate::stack::{parse_cidr, parse_instance_type, Cidr, StackName};
 
+/// The heading of the options every command takes: a command's `--help` lists its own
+/// options first, under "Options", and these after them.
+pub const GLOBAL_OPTIONS: &str = "Global options";
+
 /// Options every command takes, before or after the subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Name of the stack; every AWS name is derived from it
     /// (lowercase letters, digits and dashes, starts with a letter, at most 32 characters).
-    #[arg(long, global = true, env = "L5D_ECS_STACK", default_value = "l5d-demo",
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, env = "L5D_ECS_STACK", default_value = "l5d-demo",
           value_parser = StackName::parse)]
     pub stack: StackName,
 
     /// State file [default: .l5d-ecs/<stack>.json]
-    #[arg(long, global = true, env = "L5D_ECS_STATE", value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, env = "L5D_ECS_STATE", value_name = "PATH")]
     pub state: Option<PathBuf>,
 
     /// AWS region (otherwise AWS_REGION or the profile's region)
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, value_name = "REGION")]
     pub region: Option<String>,
 
     /// AWS profile from the shared config files
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, value_name = "NAME")]
     pub profile: Option<String>,
 
     /// Send every AWS call to this endpoint (AWS_ENDPOINT_URL works too)
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
     /// Output format: `text` for people, `json` for one JSON document on stdout
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
     /// Show each AWS call (repeat for more detail)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, help_heading = GLOBAL_OPTIONS, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Show only errors
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL_OPTIONS)]
     pub quiet: bool,
 }
 

@@ -139,9 +139,11 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff), generated from these same definitions
-    #[command(after_help = "Example:\n  l5d-ecs man > l5d-ecs.1 && man ./l5d-ecs.1")]
-    Man,
+    /// Print a man page (roff), or write one per command with --dir
+    #[command(
+        after_help = "Examples:\n  l5d-ecs man up | man -l -\n  l5d-ecs man --dir ~/.local/share/man/man1"
+    )]
+    Man(ManArgs),
 
     /// Send requests through a node's linkerd proxy and report throughput and latency
     #[command(after_help = "Example:\n  l5d-ecs load --duration 30s --concurrency 4 --rate 50")]
@@ -328,6 +330,16 @@ pub struct ListArgs {
     /// Also list the stacks found by their l5d-ecs:stack tag in the region
     #[arg(long)]
     pub discover: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// The command whose page to print (without one: the page of l5d-ecs itself)
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write every page into this directory instead: l5d-ecs.1 and l5d-ecs-<command>.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

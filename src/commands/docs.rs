@@ -1,27 +1,87 @@
-//! `completions` and `man`: documents generated from the command-line definitions, printed
-//! on stdout with no report and no AWS call.
+//! `completions` and `man`: documents generated from the command-line definitions, with no
+//! report and no AWS call.
 
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::Command;
+use anyhow::{Context, Result};
+
+use super::ExitStatus;
+use crate::cli::{Command, ManArgs};
 
 /// `Some(exit code)` when the command was one of these.
 pub fn run(command: &Command) -> Option<ExitCode> {
-    let mut cmd = crate::cli::command();
     match command {
         Command::Completions { shell } => {
+            let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "l5d-ecs", &mut std::io::stdout());
             Some(ExitCode::SUCCESS)
         }
-        Command::Man => Some(
-            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: writing the man page: {e}");
-                    super::ExitStatus::Failed.code()
-                }
-            },
-        ),
+        Command::Man(args) => Some(match man(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitStatus::of(&e).code()
+            }
+        }),
         _ => None,
     }
+}
+
+/// The command line with the global options copied into every command, as its man page
+/// shows them.
+fn built() -> clap::Command {
+    let mut cmd = crate::cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+fn man(args: &ManArgs) -> Result<()> {
+    let cmd = built();
+    if let Some(dir) = &args.dir {
+        return write_all(cmd, dir);
+    }
+    let page = match &args.command {
+        None => cmd,
+        Some(name) => cmd.find_subcommand(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+            crate::stack::usage(format!(
+                "no command {name:?} to print the man page of; the commands are: {}",
+                names.join(", ")
+            ))
+        })?,
+    };
+    let mut out = std::io::stdout().lock();
+    let written = page_of(page).render(&mut out).and_then(|()| out.flush());
+    stdout_result(written).context("writing the man page to stdout")
+}
+
+fn page_of(cmd: clap::Command) -> clap_mangen::Man {
+    clap_mangen::Man::new(cmd)
+        .source(format!("l5d-ecs {}", env!("CARGO_PKG_VERSION")))
+        .manual("l5d-ecs")
+}
+
+/// A reader that stopped reading (`l5d-ecs man up | head`) is not a failure.
+fn stdout_result(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// `l5d-ecs.1` and one `l5d-ecs-<command>.1` per command, in `dir` (made if missing).
+fn write_all(cmd: clap::Command, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pages = std::iter::once(cmd.clone()).chain(cmd.get_subcommands().cloned());
+    let mut out = std::io::stdout().lock();
+    for page in pages {
+        let man = page_of(page);
+        let path = dir.join(man.get_filename());
+        man.generate_to(dir)
+            .with_context(|| format!("writing the man page {}", path.display()))?;
+        stdout_result(writeln!(out, "{}", path.display())).context("writing to stdout")?;
+    }
+    Ok(())
 }

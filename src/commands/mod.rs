@@ -152,7 +152,7 @@ async fn dispatch(command: &Command, env: &Env) -> Result<()> {
         Command::Dashboard(args) => dashboard::run(args, env).await,
         Command::Tunnel(args) => tunnel::run(args, env).await,
         Command::Load(args) => load::run(args, env).await,
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Completions { .. } | Command::Man(_) => Ok(()),
     }
 }
 
