@@ -59,33 +59,32 @@ pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
             }
         }
     }
+    if !known.is_empty() && !args.discover {
+        return Ok(());
+    }
+    let ctx = env.connect_reading().await?;
+    let stacks = stacks_in_region(&ctx).await?;
+    if args.discover {
+        for stack in stacks.iter().filter(|s| !known.contains(s)) {
+            out.record(
+                ResourceKind::Stack,
+                stack,
+                format!("{} (no state file here)", ctx.aws.region),
+                Action::Found,
+            );
+        }
+    }
     if known.is_empty() {
         // No state file here: say so, and what the region holds, so that a stack made
         // elsewhere is not taken for none.
-        let ctx = env.connect_reading().await?;
-        let stacks: Vec<String> = stacks_in_region(&ctx).await?.into_iter().collect();
         out.section(
             "unrecorded",
             &NoStateFiles {
                 state_dir: dir.display().to_string(),
                 region: ctx.aws.region.clone(),
-                stacks,
+                stacks: stacks.into_iter().collect(),
             },
         );
-        return Ok(());
-    }
-    if args.discover {
-        let ctx = env.connect_reading().await?;
-        for stack in stacks_in_region(&ctx).await? {
-            if !known.contains(&stack) {
-                out.record(
-                    ResourceKind::Stack,
-                    &stack,
-                    format!("{} (no state file here)", ctx.aws.region),
-                    Action::Found,
-                );
-            }
-        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod harness;
 mod input;
 mod launch_template;
 mod mesh;
+mod newcomer;
 mod plan_drift;
 mod real_account;
 mod realistic_aws;

@@ -767,6 +767,43 @@ impl Cli {
     pub async fn run(self) -> Output {
         self.spawn().finish(CLI_TIMEOUT).await
     }
+
+    /// Runs the binary on a pseudo-terminal (util-linux `script`), typing `input`: what a
+    /// person at a terminal sees, stdout and stderr together, in `stdout`.
+    pub async fn run_on_terminal(self, input: &str) -> Output {
+        let quoted: Vec<String> = std::iter::once(bin_path().to_owned())
+            .chain(self.args.iter().cloned())
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["-qec", &quoted.join(" "), "/dev/null"])
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("script (util-linux) is needed to run on a terminal: {e}"));
+        let mut stdin = child.stdin.take().expect("stdin pipe");
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("type the input");
+        drop(stdin);
+        let stdout = drain(child.stdout.take().expect("stdout pipe"));
+        let stderr = drain(child.stderr.take().expect("stderr pipe"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            args: self.args,
+        }
+        .finish(CLI_TIMEOUT)
+        .await
+    }
 }
 
 fn drain<R: AsyncRead + Unpin + Send + 'static>(mut pipe: R) -> tokio::task::JoinHandle<Vec<u8>> {
