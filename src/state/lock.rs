@@ -1,10 +1,14 @@
-//! `<state>.lock`: keeps a second l5d-ecs off a state file, and names its holder.
+//! `<state>.lock`: keeps a second l5d-ecs off a state file, and names its holder. The lock is
+//! the kernel's (`flock` on Unix, `LockFileEx` on Windows, through fs4): it goes with the
+//! process that holds it, however that process ends, on every OS alike.
 
-use std::fs;
-use std::io::Write;
+use std::fs::{self, File};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use fs4::FileExt;
+use fs4::TryLockError;
 
 pub(super) fn lock_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
@@ -12,11 +16,11 @@ pub(super) fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// `<state>.lock`, created exclusively, holding the pid and host of its holder and since when
-/// it holds it (`pid=… host=… since=<RFC 3339>`). A lock whose process is gone (same host)
-/// is stale and taken over.
+/// `<state>.lock`, locked exclusively, holding the pid and host of its holder and since when
+/// it holds it (`pid=… host=… since=<RFC 3339>`), for the refusal of the next one.
 pub(super) struct LockFile {
     path: PathBuf,
+    file: File,
     /// The state's directory, when taking the lock made it: removed again with the lock if
     /// nothing was written into it, so a command that creates nothing leaves nothing.
     made_dir: Option<PathBuf>,
@@ -38,44 +42,75 @@ impl LockFile {
             hostname(),
             crate::clock::now_rfc3339()
         );
-        for _ in 0..3 {
-            match fs::OpenOptions::new()
+        // The holder deletes the file as it lets go: a lock taken on a file that was deleted
+        // meanwhile guards nothing, so it is taken again on the file that is there now.
+        for _ in 0..5 {
+            let mut file = fs::OpenOptions::new()
+                .read(true)
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(false)
                 .open(path)
-            {
-                Ok(mut f) => {
-                    f.write_all(holder.as_bytes())?;
-                    return Ok(Self {
-                        path: path.to_owned(),
-                        made_dir,
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let existing = fs::read_to_string(path).unwrap_or_default();
-                    if lock_is_stale(&existing) {
-                        let _ = fs::remove_file(path);
-                        continue;
-                    }
+                .with_context(|| format!("opening lock file {}", path.display()))?;
+            match FileExt::try_lock(&file) {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut existing = String::new();
+                    let _ = file.read_to_string(&mut existing);
                     bail!(
-                        "another l5d-ecs is working on this stack ({}, lock file {}); wait for \
-                         it to finish, or remove the lock file if that process is gone",
-                        existing.trim(),
+                        "another l5d-ecs is working on this stack ({}, lock file {}); wait \
+                         for it to finish (the lock goes when that process ends)",
+                        if existing.trim().is_empty() {
+                            "holder unknown"
+                        } else {
+                            existing.trim()
+                        },
                         path.display()
                     );
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("creating lock file {}", path.display()))
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()))
                 }
             }
+            if !same_file(&file, path) {
+                continue;
+            }
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(holder.as_bytes()))
+                .and_then(|()| file.flush())
+                .with_context(|| format!("writing lock file {}", path.display()))?;
+            return Ok(Self {
+                path: path.to_owned(),
+                file,
+                made_dir,
+            });
         }
         bail!("could not take the lock {}", path.display())
     }
 }
 
+/// Whether `file` is still the file at `path` (not deleted or replaced since it was opened).
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Windows refuses to delete a file that is open, so an open file is the one at its path.
+#[cfg(not(unix))]
+fn same_file(_: &File, _: &Path) -> bool {
+    true
+}
+
 impl Drop for LockFile {
     fn drop(&mut self) {
+        // Deleted while still locked, so that no one locks a file on its way out.
         let _ = fs::remove_file(&self.path);
+        let _ = FileExt::unlock(&self.file);
         if let Some(dir) = &self.made_dir {
             // Fails, and so keeps it, when the state file (or anything else) is in it.
             let _ = fs::remove_dir(dir);
@@ -85,20 +120,12 @@ impl Drop for LockFile {
 
 fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
         .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
-fn lock_is_stale(content: &str) -> bool {
-    let field = |key: &str| {
-        content
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key).map(str::to_owned))
-    };
-    let (Some(pid), Some(host)) = (field("pid="), field("host=")) else {
-        return false;
-    };
-    host == hostname() && !Path::new("/proc").join(pid).exists()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 #[cfg(test)]
@@ -112,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn second_lock_is_refused_and_stale_lock_taken_over() {
+    fn second_lock_is_refused_naming_the_holder_and_free_once_it_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         let first = StateStore::open(&path, &stack()).unwrap().lock().unwrap();
@@ -124,12 +151,23 @@ mod tests {
         let holder = format!("pid={} host={} since=20", std::process::id(), hostname());
         assert!(err.to_string().contains(&holder), "{err}");
         drop(first);
-        fs::write(
-            lock_path(&path),
-            format!("pid=999999999 host={}\n", hostname()),
-        )
-        .unwrap();
+        assert!(!lock_path(&path).exists());
         assert!(StateStore::open(&path, &stack()).unwrap().lock().is_ok());
+    }
+
+    #[test]
+    fn a_lock_file_left_without_a_holder_is_no_lock() {
+        // What a killed holder leaves: the file, but no kernel lock on it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        fs::write(lock_path(&path), "pid=999999999 host=elsewhere since=x\n").unwrap();
+        let store = StateStore::open(&path, &stack()).unwrap().lock().unwrap();
+        let content = fs::read_to_string(lock_path(&path)).unwrap();
+        assert!(
+            content.contains(&format!("pid={}", std::process::id())),
+            "{content}"
+        );
+        drop(store);
     }
 
     #[test]
