@@ -4,6 +4,7 @@
 
 pub mod create;
 pub mod errors;
+pub mod operations;
 pub mod poll;
 pub mod propagation;
 pub mod reach;
@@ -117,6 +118,23 @@ struct CallLog;
 impl aws_smithy_runtime_api::client::interceptors::Intercept for CallLog {
     fn name(&self) -> &'static str {
         "l5d-ecs call log"
+    }
+
+    /// Under `L5D_ECS_STRICT_OPERATIONS`, a call the operation list does not grant the
+    /// running command fails before it goes out.
+    fn read_before_serialization(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let refusal = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .and_then(|m| operations::strict_refusal(m.service(), m.name()));
+        match refusal {
+            Some(why) => Err(why.into()),
+            None => Ok(()),
+        }
     }
 
     fn read_after_attempt(

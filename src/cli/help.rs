@@ -34,7 +34,7 @@ const GROUPS: &[(&str, &[&str])] = &[
             "tunnel",
         ],
     ),
-    ("Inspection", &["status", "list"]),
+    ("Inspection", &["status", "list", "iam-policy"]),
     ("Shell integration", &["completions", "man"]),
 ];
 

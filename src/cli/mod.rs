@@ -139,6 +139,12 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
+    /// Print the IAM policy (JSON) a user of l5d-ecs needs, for every command or those given
+    #[command(
+        after_help = "Examples:\n  l5d-ecs iam-policy > l5d-ecs-policy.json\n  l5d-ecs iam-policy --for up --for down --region us-east-1"
+    )]
+    IamPolicy(IamPolicyArgs),
+
     /// Print a man page (roff), or write one per command with --dir
     #[command(
         after_help = "Examples:\n  l5d-ecs man up | man -l -\n  l5d-ecs man --dir ~/.local/share/man/man1"
@@ -330,6 +336,19 @@ pub struct ListArgs {
     /// Also list the stacks found by their l5d-ecs:stack tag in the region
     #[arg(long)]
     pub discover: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IamPolicyArgs {
+    /// Only what this command needs (repeatable; e.g. up, down, deploy, status)
+    #[arg(long = "for", value_name = "COMMAND")]
+    pub for_commands: Vec<String>,
+    /// Every statement on Resource "*" instead of the stack's names
+    #[arg(long)]
+    pub any_resource: bool,
+    /// The instance role the stack's nodes use
+    #[arg(long, default_value = "ecsInstanceRole", value_name = "NAME")]
+    pub instance_role: String,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,5 +1,5 @@
-//! `completions` and `man`: documents generated from the command-line definitions, with no
-//! report and no AWS call.
+//! `completions`, `man` and `iam-policy`: documents generated from the command-line
+//! definitions and the operation list, with no report and no AWS call.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,16 +8,25 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::ExitStatus;
-use crate::cli::{Command, ManArgs};
+use crate::aws::operations::{self, Target};
+use crate::cli::{Command, IamPolicyArgs, ManArgs};
+use crate::options::GlobalArgs;
 
 /// `Some(exit code)` when the command was one of these.
-pub fn run(command: &Command) -> Option<ExitCode> {
+pub fn run(command: &Command, global: &GlobalArgs) -> Option<ExitCode> {
     match command {
         Command::Completions { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "l5d-ecs", &mut std::io::stdout());
             Some(ExitCode::SUCCESS)
         }
+        Command::IamPolicy(args) => Some(match iam_policy(args, global) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitStatus::of(&e).code()
+            }
+        }),
         Command::Man(args) => Some(match man(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -84,4 +93,39 @@ fn write_all(cmd: clap::Command, dir: &Path) -> Result<()> {
         stdout_result(writeln!(out, "{}", path.display())).context("writing to stdout")?;
     }
     Ok(())
+}
+
+/// The policy document on stdout; a `--for` that names no command that calls AWS is refused.
+fn iam_policy(args: &IamPolicyArgs, global: &GlobalArgs) -> Result<()> {
+    let names: Vec<&str> = args.for_commands.iter().map(String::as_str).collect();
+    if let Some(bad) = names.iter().find(|c| operations::uses_of(c).is_empty()) {
+        let cmd = built();
+        let calling: Vec<&str> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name())
+            .filter(|c| !operations::uses_of(c).is_empty())
+            .collect();
+        return Err(crate::stack::usage(format!(
+            "--for {bad}: not a command that calls AWS; one of: {}",
+            calling.join(", ")
+        )));
+    }
+    let region = global.region.as_deref().unwrap_or("*");
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    let target = Target {
+        stack: global.stack.as_str(),
+        region,
+        partition,
+        instance_role: &args.instance_role,
+    };
+    let document = operations::policy(&names, &target, args.any_resource);
+    let text = serde_json::to_string_pretty(&document).context("writing the policy as JSON")?;
+    let mut out = std::io::stdout().lock();
+    stdout_result(writeln!(out, "{text}")).context("writing the policy to stdout")
 }

@@ -107,9 +107,10 @@ impl ExitStatus {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    if let Some(code) = docs::run(&cli.command) {
+    if let Some(code) = docs::run(&cli.command, &cli.global) {
         return code;
     }
+    crate::aws::operations::set_command(cli.command.name());
     let env = Env {
         out: Arc::new(Output::new(cli.global.output, cli.global.quiet)),
         global: cli.global,
@@ -152,7 +153,7 @@ async fn dispatch(command: &Command, env: &Env) -> Result<()> {
         Command::Dashboard(args) => dashboard::run(args, env).await,
         Command::Tunnel(args) => tunnel::run(args, env).await,
         Command::Load(args) => load::run(args, env).await,
-        Command::Completions { .. } | Command::Man(_) => Ok(()),
+        Command::Completions { .. } | Command::Man(_) | Command::IamPolicy(_) => Ok(()),
     }
 }
 

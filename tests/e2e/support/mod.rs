@@ -152,6 +152,12 @@ impl Moto {
 
     /// Starts a fresh moto server and waits (bounded) until it answers HTTP.
     pub fn start() -> Moto {
+        Self::start_with(&[])
+    }
+
+    /// As [`Moto::start`], with more environment for moto (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`,
+    /// which makes it check every call against the caller's IAM policies).
+    pub fn start_with(extra_env: &[(&str, &str)]) -> Moto {
         let exe = Self::executable();
         let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         std::fs::create_dir_all(&log_dir).expect("create CARGO_TARGET_TMPDIR");
@@ -182,6 +188,9 @@ impl Moto {
                 .stderr(Stdio::null());
             if let Some(tmp) = std::env::var_os("TMPDIR") {
                 cmd.env("TMPDIR", tmp);
+            }
+            for (key, value) in extra_env {
+                cmd.env(key, value);
             }
             let mut child = cmd.spawn().expect("spawn sh wrapper for moto_server");
             let moto = Moto {
@@ -355,6 +364,17 @@ impl Aws {
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .load()
+            .await;
+        Aws::from_config(&config)
+    }
+
+    /// Clients signing with the given access key (an IAM user of this moto).
+    pub async fn connect_as(endpoint: &str, region: &str, key: &str, secret: &str) -> Aws {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new(key, secret, None, None, "test"))
             .load()
             .await;
         Aws::from_config(&config)
@@ -713,6 +733,8 @@ impl Cli {
         env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
         env.insert("L5D_ECS_CHECKIP_URL".into(), DEAD_URL.into());
         env.insert("RUST_BACKTRACE".into(), "1".into());
+        // A call the operation list (and so `iam-policy`) does not grant the command fails.
+        env.insert("L5D_ECS_STRICT_OPERATIONS".into(), "1".into());
         Cli {
             args: Vec::new(),
             env,
