@@ -49,6 +49,27 @@ import protocol  # noqa: E402
 import rulebook  # noqa: E402
 
 
+# moto checks a request's SigV4 signature (when INITIAL_NO_AUTH_ACTION_COUNT makes it enforce
+# IAM) over the form body as it re-encodes it from the parsed fields, with `+` for a space;
+# the AWS SDK for Rust signs the bytes it sent, with `%20`, as real AWS accepts. So moto's
+# signature check is handed the bytes that were signed.
+from moto.iam import access_control  # noqa: E402
+
+_SIGNED = threading.local()
+_moto_aws_request = access_control.IAMRequestBase._create_aws_request
+
+
+def _aws_request_over_the_signed_body(self):
+    request = _moto_aws_request(self)
+    body = getattr(_SIGNED, "body", None)
+    if body:
+        request.data = body
+    return request
+
+
+access_control.IAMRequestBase._create_aws_request = _aws_request_over_the_signed_body
+
+
 class Ledger:
     """Violations and events, shared by the server's threads."""
 
@@ -132,7 +153,11 @@ class RulesApp:
         early = self.world.before(call)
         if early is not None:
             return self._send(start_response, early)
-        answer = self._forward(environ)
+        _SIGNED.body = body
+        try:
+            answer = self._forward(environ)
+        finally:
+            _SIGNED.body = None
         answer = self.world.after(call, answer)
         return self._send(start_response, answer)
 

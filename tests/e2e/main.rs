@@ -12,6 +12,7 @@ mod support;
 
 mod doctor;
 mod harness;
+mod iam_policy;
 mod input;
 mod launch_template;
 mod mesh;
