@@ -761,28 +761,27 @@ impl Cli {
         self
     }
 
-    /// Starts the binary in the background (stdin is /dev/null: not a terminal).
-    pub fn spawn(self) -> Running {
-        let mut cmd = tokio::process::Command::new(bin_path());
-        cmd.args(&self.args)
-            .env_clear()
+    /// `program` with this run's environment and directory, its output piped.
+    fn command(&self, program: &str, stdin: Stdio) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.env_clear()
             .envs(&self.env)
             .current_dir(&self.cwd)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd
+        cmd
+    }
+
+    /// Starts the binary in the background (stdin is /dev/null: not a terminal).
+    pub fn spawn(self) -> Running {
+        let mut cmd = self.command(bin_path(), Stdio::null());
+        cmd.args(&self.args);
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {} {:?}: {e}", bin_path(), self.args));
-        let stdout = drain(child.stdout.take().expect("stdout pipe"));
-        let stderr = drain(child.stderr.take().expect("stderr pipe"));
-        Running {
-            child,
-            stdout,
-            stderr,
-            args: self.args,
-        }
+        Running::of(child, self.args)
     }
 
     /// Runs the binary to completion (bounded by [`CLI_TIMEOUT`]).
@@ -797,15 +796,8 @@ impl Cli {
             .chain(self.args.iter().cloned())
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
             .collect();
-        let mut cmd = tokio::process::Command::new("script");
-        cmd.args(["-qec", &quoted.join(" "), "/dev/null"])
-            .env_clear()
-            .envs(&self.env)
-            .current_dir(&self.cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = self.command("script", Stdio::piped());
+        cmd.args(["-qec", &quoted.join(" "), "/dev/null"]);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("script (util-linux) is needed to run on a terminal: {e}"));
@@ -815,16 +807,7 @@ impl Cli {
             .await
             .expect("type the input");
         drop(stdin);
-        let stdout = drain(child.stdout.take().expect("stdout pipe"));
-        let stderr = drain(child.stderr.take().expect("stderr pipe"));
-        Running {
-            child,
-            stdout,
-            stderr,
-            args: self.args,
-        }
-        .finish(CLI_TIMEOUT)
-        .await
+        Running::of(child, self.args).finish(CLI_TIMEOUT).await
     }
 }
 
@@ -845,6 +828,17 @@ pub struct Running {
 }
 
 impl Running {
+    fn of(mut child: tokio::process::Child, args: Vec<String>) -> Running {
+        let stdout = drain(child.stdout.take().expect("stdout pipe"));
+        let stderr = drain(child.stderr.take().expect("stderr pipe"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            args,
+        }
+    }
+
     /// The process id (None once it has been reaped).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
