@@ -34,7 +34,7 @@ const GROUPS: &[(&str, &[&str])] = &[
             "tunnel",
         ],
     ),
-    ("Inspection", &["status", "list", "iam-policy"]),
+    ("Inspection", &["status", "list", "state", "iam-policy"]),
     ("Shell integration", &["completions", "man"]),
 ];
 

@@ -130,6 +130,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  l5d-ecs tunnel --key ~/.ssh/my-key.pem")]
     Tunnel(TunnelArgs),
 
+    /// Work with the state file: `state show` prints what it records
+    #[command(after_help = "Example:\n  l5d-ecs state show --output json")]
+    State(StateArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Example:\n  l5d-ecs completions bash > /etc/bash_completion.d/l5d-ecs"
@@ -336,6 +340,19 @@ pub struct ListArgs {
     /// Also list the stacks found by their l5d-ecs:stack tag in the region
     #[arg(long)]
     pub discover: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub action: StateAction,
+}
+
+#[derive(Debug, Subcommand, Clone, Copy)]
+pub enum StateAction {
+    /// Print the state file (its format version, lineage, serial, account, region and every
+    /// recorded id), without locking it or calling AWS
+    Show,
 }
 
 #[derive(Debug, Args, Clone)]

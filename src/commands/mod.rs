@@ -12,6 +12,7 @@ pub mod list;
 pub mod load;
 pub mod logs;
 pub mod plan;
+pub mod state;
 pub mod status;
 pub mod step;
 pub mod tunnel;
@@ -149,6 +150,7 @@ async fn dispatch(command: &Command, env: &Env) -> Result<()> {
         Command::Verify(args) => verify::run(args, env).await,
         Command::Status(args) => status::run(args, env).await,
         Command::List(args) => list::run(args, env).await,
+        Command::State(args) => state::run(args, env),
         Command::Logs(args) => logs::run(args, env).await,
         Command::Dashboard(args) => dashboard::run(args, env).await,
         Command::Tunnel(args) => tunnel::run(args, env).await,

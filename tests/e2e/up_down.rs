@@ -342,3 +342,31 @@ async fn json_output_is_exactly_one_document() {
     );
     assert!(t.aws.snapshot(DEFAULT_STACK).await.leftovers().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_show_prints_the_state_file_and_changes_nothing() {
+    let t = TestEnv::new().await;
+    t.cli().args(up_no_wait()).run().await.assert_success();
+    let path = t.state_path(DEFAULT_STACK);
+    let before = std::fs::read_to_string(&path).unwrap();
+    let out = t
+        .cli()
+        .args(["state", "show", "--output", "json"])
+        .run()
+        .await;
+    out.assert_success();
+    let shown = &out.json()["state"];
+    let file: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(shown, &file, "state show prints the file as it is");
+    let sg = t.aws.snapshot(DEFAULT_STACK).await.security_group.unwrap();
+    assert!(before.contains(&sg), "the state records the group AWS has");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let none = Cli::new(elsewhere.path(), t.moto.url())
+        .args(["state", "show"])
+        .run()
+        .await;
+    assert_eq!(none.code, Some(1), "{none}");
+    assert!(none.stderr.contains("no state file"), "{none}");
+}
