@@ -67,8 +67,17 @@ where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let mut links = vec![err.to_string()];
-    let mut next = std::error::Error::source(err);
+    causes(err.to_string(), std::error::Error::source(err)).join(": ")
+}
+
+/// `first`, then the message of each cause from `next` on, each once: a link whose text the
+/// link before it already contains is left out, and so is the bare "other" of a connector
+/// error of no known kind.
+pub(super) fn causes(
+    first: String,
+    mut next: Option<&(dyn std::error::Error + 'static)>,
+) -> Vec<String> {
+    let mut links = vec![first];
     while let Some(e) = next {
         next = e.source();
         if e.downcast_ref::<ConnectorError>()
@@ -82,7 +91,7 @@ where
             links.push(text.to_owned());
         }
     }
-    links.join(": ")
+    links
 }
 
 /// What a person can do about the common AWS failures.

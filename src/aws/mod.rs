@@ -89,13 +89,7 @@ impl Aws {
 
     /// `aws`, `aws-cn` or `aws-us-gov`, for the ARNs of AWS managed policies.
     pub fn partition(&self) -> &'static str {
-        if self.region.starts_with("cn-") {
-            "aws-cn"
-        } else if self.region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        }
+        partition_of(&self.region)
     }
 
     pub async fn account_id(&self) -> Result<String> {
@@ -108,6 +102,17 @@ impl Aws {
         out.account()
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("sts:GetCallerIdentity returned no account id"))
+    }
+}
+
+/// The partition of a region: `aws`, `aws-cn` or `aws-us-gov`.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
     }
 }
 

@@ -152,20 +152,11 @@ fn connect_failure(err: &ConnectorError) -> Option<ConnectFailure> {
     }
 }
 
-/// The causes' messages, each once.
+/// The innermost cause, which says it best ("Connection refused (os error 111)").
 fn detail(err: &(dyn StdError + 'static)) -> String {
-    let mut links: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        let text = text.trim();
-        if !text.is_empty() && !links.iter().any(|l| l.contains(text)) {
-            links.push(text.to_owned());
-        }
-        next = e.source();
-    }
-    // The innermost cause says it best ("Connection refused (os error 111)").
-    links.last().cloned().unwrap_or_default()
+    super::errors::causes(err.to_string(), err.source())
+        .pop()
+        .unwrap_or_default()
 }
 
 /// Where the attempt went (scheme and authority), kept before it is sent: the request is

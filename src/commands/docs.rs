@@ -111,17 +111,10 @@ fn iam_policy(args: &IamPolicyArgs, global: &GlobalArgs) -> Result<()> {
         )));
     }
     let region = global.region.as_deref().unwrap_or("*");
-    let partition = if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    };
     let target = Target {
         stack: global.stack.as_str(),
         region,
-        partition,
+        partition: crate::aws::partition_of(region),
         instance_role: &args.instance_role,
     };
     let document = operations::policy(&names, &target, args.any_resource);
