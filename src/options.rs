@@ -1,11 +1,11 @@
 //! The flags shared by several commands and by the resources they configure: which stack,
 //! where it lives, what its instances are. Commands compose them; resources read them.
 
-use std::path::PathBuf;
-
 use clap::{Args, ValueEnum};
 
-use crate::stack::{parse_cidr, parse_instance_type, Cidr, StackName};
+use crate::stack::{
+    parse_cidr, parse_instance_type, parse_state_location, Cidr, StackName, StateLocation,
+};
 
 /// The heading of the options every command takes: a command's `--help` lists its own
 /// options first, under "Options", and these after them.
@@ -20,9 +20,11 @@ pub struct GlobalArgs {
           value_parser = StackName::parse)]
     pub stack: StackName,
 
-    /// State file [default: .l5d-ecs/<stack>.json]
-    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, env = "L5D_ECS_STATE", value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    /// State file, or s3://BUCKET/KEY to keep it (and its lock) in S3
+    /// [default: .l5d-ecs/<stack>.json]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, env = "L5D_ECS_STATE", value_name = "PATH|S3_URL",
+          value_parser = parse_state_location)]
+    pub state: Option<StateLocation>,
 
     /// AWS region (otherwise AWS_REGION or the profile's region)
     #[arg(long, global = true, help_heading = GLOBAL_OPTIONS, value_name = "REGION")]

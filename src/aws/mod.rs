@@ -37,6 +37,8 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub quotas: aws_sdk_servicequotas::Client,
+    /// The state's bucket, when the state is in S3 (`--state s3://…`).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Aws {
@@ -84,7 +86,27 @@ impl Aws {
             sts: client!(aws_sdk_sts),
             logs: client!(aws_sdk_cloudwatchlogs),
             quotas: client!(aws_sdk_servicequotas),
+            // A custom endpoint (an emulator, a VPC endpoint by IP) has no bucket subdomains.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(explicit_endpoint)
+                    .interceptor(CallLog)
+                    .interceptor(reach.clone())
+                    .retry_classifier(reach::UnreachableRetry)
+                    .build(),
+            ),
         })
+    }
+
+    /// The S3 client for a bucket in another region than the stack's.
+    pub fn s3_in(&self, region: &str) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            self.s3
+                .config()
+                .to_builder()
+                .region(Region::new(region.to_owned()))
+                .build(),
+        )
     }
 
     /// `aws`, `aws-cn` or `aws-us-gov`, for the ARNs of AWS managed policies.

@@ -20,6 +20,9 @@ pub enum Use {
     Run,
     /// `doctor`'s checks of the account.
     Check,
+    /// Keeping the state and its lock in S3 (`--state s3://…`): every command that reads or
+    /// writes the state.
+    State,
 }
 
 /// What an operation may be granted on, as narrow as the API allows.
@@ -38,6 +41,10 @@ pub enum Scope {
     InstanceProfile,
     EcsServiceLinkedRole,
     AmiParameter,
+    /// The bucket of an S3 state.
+    StateBucket,
+    /// An S3 state's object and those beside it (`.lock`, `.backup`).
+    StateObjects,
 }
 
 /// One operation: its IAM action (`service:Name`, the SDK's operation name), why it is
@@ -84,10 +91,20 @@ const RUN: &[Use] = &[Run];
 const RUN_REMOVE: &[Use] = &[Run, Remove];
 const CHECK: &[Use] = &[Check];
 const READ_CHECK: &[Use] = &[Read, Check];
+const STATE: &[Use] = &[State];
+const READ_STATE: &[Use] = &[Read, State];
 
 /// Every operation the tool calls, by service.
 pub const OPERATIONS: &[Operation] = &[
-    op("sts:GetCallerIdentity", READ, Any),
+    // The caller names itself in the S3 lock it takes.
+    op("sts:GetCallerIdentity", READ_STATE, Any),
+    // S3: the state, its lock and backup (HeadObject and friends need s3:GetObject too).
+    // HeadBucket is granted by s3:ListBucket, which GetObject also needs to answer 404 rather
+    // than 403 for a state not written yet.
+    op("s3:ListBucket", STATE, StateBucket),
+    op("s3:GetObject", STATE, StateObjects),
+    op("s3:PutObject", STATE, StateObjects),
+    op("s3:DeleteObject", STATE, StateObjects),
     // EC2: describe calls have no resource-level permissions.
     op("ec2:DescribeSubnets", READ, Any),
     op("ec2:DescribeSecurityGroups", READ, Any),
@@ -245,11 +262,16 @@ pub const OPERATIONS: &[Operation] = &[
 pub fn uses_of(command: &str) -> &'static [Use] {
     match command {
         "up" | "security-group" | "consul-server" | "cluster" | "role-policy"
-        | "register-tasks" | "log-group" | "launch-config" | "asg" | "daemons" => &[Read, Make],
-        "down" => &[Read, Remove],
-        "deploy" | "undeploy" => &[Read, Run],
-        "doctor" => &[Read, Check],
-        "plan" | "status" | "list" | "verify" | "load" | "logs" | "dashboard" | "tunnel" => &[Read],
+        | "register-tasks" | "log-group" | "launch-config" | "asg" | "daemons" => {
+            &[Read, Make, State]
+        }
+        "down" => &[Read, Remove, State],
+        "deploy" | "undeploy" => &[Read, Run, State],
+        "doctor" => &[Read, Check, State],
+        "plan" | "status" | "list" | "verify" | "load" | "logs" | "dashboard" | "tunnel" => {
+            &[Read, State]
+        }
+        "state" | "unlock" => &[State],
         _ => &[],
     }
 }
@@ -265,8 +287,22 @@ pub fn iam_prefix(sdk_service: &str) -> Option<&'static str> {
         "STS" => "sts",
         "CloudWatch Logs" => "logs",
         "Service Quotas" => "servicequotas",
+        "S3" => "s3",
         _ => return None,
     })
+}
+
+/// The IAM action that grants an SDK operation: mostly `prefix:Operation`, but S3's HEAD
+/// calls are granted by the actions of their GETs.
+pub fn iam_action(sdk_service: &str, operation: &str) -> String {
+    match (sdk_service, operation) {
+        ("S3", "HeadBucket") => "s3:ListBucket".to_owned(),
+        ("S3", "HeadObject") => "s3:GetObject".to_owned(),
+        _ => format!(
+            "{}:{operation}",
+            iam_prefix(sdk_service).unwrap_or(sdk_service)
+        ),
+    }
 }
 
 /// Whether `command` may call `action` (`service:Operation`) by the list.
@@ -291,10 +327,7 @@ pub const STRICT_ENV: &str = "L5D_ECS_STRICT_OPERATIONS";
 pub fn strict_refusal(sdk_service: &str, operation: &str) -> Option<String> {
     std::env::var_os(STRICT_ENV).filter(|v| !v.is_empty())?;
     let command = COMMAND.get().copied().unwrap_or("?");
-    let action = format!(
-        "{}:{operation}",
-        iam_prefix(sdk_service).unwrap_or(sdk_service)
-    );
+    let action = iam_action(sdk_service, operation);
     (!listed_for(command, &action)).then(|| {
         format!(
             "`{command}` called {action}, which src/aws/operations.rs does not list for it: \
@@ -309,6 +342,8 @@ pub struct Target<'a> {
     pub region: &'a str,
     pub partition: &'a str,
     pub instance_role: &'a str,
+    /// The S3 state's bucket and key, if the state is in S3 (else any bucket).
+    pub state: Option<(&'a str, &'a str)>,
 }
 
 impl Target<'_> {
@@ -338,6 +373,11 @@ impl Target<'_> {
                 "arn:{p}:iam::*:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
             )],
             AmiParameter => vec![format!("arn:{p}:ssm:{r}::parameter/aws/service/ecs/*")],
+            StateBucket => vec![format!("arn:{p}:s3:::{}", self.state.map_or("*", |s| s.0))],
+            StateObjects => vec![match self.state {
+                Some((bucket, key)) => format!("arn:{p}:s3:::{bucket}/{key}*"),
+                None => format!("arn:{p}:s3:::*/*"),
+            }],
         }
     }
 }
@@ -346,7 +386,7 @@ impl Target<'_> {
 /// service and scope, actions sorted; with `any_resource`, every statement on `*`.
 pub fn policy(commands: &[&str], target: &Target<'_>, any_resource: bool) -> Value {
     let mut uses: Vec<Use> = Vec::new();
-    let all = [Read, Make, Remove, Run, Check];
+    let all = [Read, Make, Remove, Run, Check, State];
     if commands.is_empty() {
         uses.extend(all);
     } else {
@@ -406,6 +446,7 @@ mod tests {
             region: "us-east-1",
             partition: "aws",
             instance_role: "ecsInstanceRole",
+            state: None,
         }
     }
 
@@ -424,7 +465,8 @@ mod tests {
                         "ssm",
                         "sts",
                         "logs",
-                        "servicequotas"
+                        "servicequotas",
+                        "s3"
                     ]
                     .contains(&service),
                     "{a}"
@@ -479,6 +521,17 @@ mod tests {
             arn(AmiParameter),
             "arn:aws:ssm:us-east-1::parameter/aws/service/ecs/*"
         );
+        assert_eq!(arn(StateBucket), "arn:aws:s3:::*");
+        assert_eq!(arn(StateObjects), "arn:aws:s3:::*/*");
+        let in_s3 = Target {
+            state: Some(("team-state", "demo/l5d-demo.json")),
+            ..target()
+        };
+        assert_eq!(in_s3.arns(StateBucket), ["arn:aws:s3:::team-state"]);
+        assert_eq!(
+            in_s3.arns(StateObjects),
+            ["arn:aws:s3:::team-state/demo/l5d-demo.json*"]
+        );
         // Every ARN: arn:partition:service:region:account:resource, six parts at least.
         for scope in [
             Cluster,
@@ -488,6 +541,8 @@ mod tests {
             LogGroup,
             Role,
             AmiParameter,
+            StateBucket,
+            StateObjects,
         ] {
             for a in t.arns(scope) {
                 assert!(a.splitn(6, ':').count() == 6, "{a}");

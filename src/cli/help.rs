@@ -34,7 +34,8 @@ const GROUPS: &[(&str, &[&str])] = &[
             "tunnel",
         ],
     ),
-    ("Inspection", &["status", "list", "state", "iam-policy"]),
+    ("Inspection", &["status", "list", "iam-policy"]),
+    ("Shared state", &["state", "unlock"]),
     ("Shell integration", &["completions", "man"]),
 ];
 

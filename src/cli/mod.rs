@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use crate::options::{
     AccessArgs, App, GlobalArgs, InstanceArgs, NetworkArgs, OutputFormat, RoleArgs, SizeArgs,
 };
-use crate::stack::{parse_duration, Timeout};
+use crate::stack::{parse_duration, parse_s3_object, S3Object, Timeout};
 
 pub use help::{command, parse};
 
@@ -130,9 +130,17 @@ pub enum Command {
     #[command(after_help = "Example:\n  l5d-ecs tunnel --key ~/.ssh/my-key.pem")]
     Tunnel(TunnelArgs),
 
-    /// Work with the state file: `state show` prints what it records
-    #[command(after_help = "Example:\n  l5d-ecs state show --output json")]
+    /// Work with the state: print it, or move it between a local file and S3
+    #[command(
+        after_help = "Examples:\n  l5d-ecs state show --output json\n  l5d-ecs state push s3://my-bucket/l5d-demo.json\n  l5d-ecs state pull s3://my-bucket/l5d-demo.json"
+    )]
     State(StateArgs),
+
+    /// Release the S3 lock of a run that died (the id is in the refusal of the next run)
+    #[command(
+        after_help = "Example:\n  l5d-ecs unlock 0b6c4f1e-2f0a-4d1e-9a51-7c3f4e2d1a90 --state s3://my-bucket/l5d-demo.json"
+    )]
+    Unlock(UnlockArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
@@ -348,11 +356,32 @@ pub struct StateArgs {
     pub action: StateAction,
 }
 
-#[derive(Debug, Subcommand, Clone, Copy)]
+#[derive(Debug, Subcommand, Clone)]
 pub enum StateAction {
-    /// Print the state file (its format version, lineage, serial, account, region and every
-    /// recorded id), without locking it or calling AWS
+    /// Print the state (its format version, lineage, serial, account, region and every
+    /// recorded id), without locking it; a local file without calling AWS
     Show,
+    /// Move the local state (--state PATH, or the default file) to S3, then delete the file;
+    /// refused if the object holds another state (another lineage) or a newer copy
+    Push {
+        /// Where to keep it from now on
+        #[arg(value_name = "S3_URL", value_parser = parse_s3_object)]
+        to: S3Object,
+    },
+    /// Move a state from S3 to the local file (--state PATH, or the default), then delete the
+    /// object; refused if the file holds another state (another lineage) or a newer copy
+    Pull {
+        /// Where it is kept now
+        #[arg(value_name = "S3_URL", value_parser = parse_s3_object)]
+        from: S3Object,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UnlockArgs {
+    /// The lock's id, as the refusal of a locked run names it
+    #[arg(value_name = "LOCK_ID")]
+    pub lock_id: String,
 }
 
 #[derive(Debug, Args, Clone)]

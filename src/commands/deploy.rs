@@ -110,16 +110,18 @@ async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
     // A batch token left by a run that crashed is spent too: its tasks, if any, are counted
     // by now, and a later batch that sent it again would get those (maybe stopped) tasks back.
     let current: Vec<&str> = tasks.iter().filter_map(|t| t.task_arn()).collect();
-    ctx.state.update(|s| {
-        s.resources.created(Creates::Tasks(app.name()));
-        s.resources.apps.insert(
-            app.name().to_owned(),
-            AppRecord {
-                family: family.clone(),
-                tasks: current.iter().map(|a| Arn::from(*a)).collect(),
-            },
-        );
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.created(Creates::Tasks(app.name()));
+            s.resources.apps.insert(
+                app.name().to_owned(),
+                AppRecord {
+                    family: family.clone(),
+                    tasks: current.iter().map(|a| Arn::from(*a)).collect(),
+                },
+            );
+        })
+        .await?;
 
     if !args.no_wait && !tasks.is_empty() {
         let arns: Vec<String> = current.iter().map(|s| (*s).to_owned()).collect();
@@ -145,7 +147,8 @@ async fn run_batch(
     let request = request_digest(&["RunTask/1", cluster, td.arn.as_str(), &batch.to_string()]);
     let token = ctx
         .state
-        .client_token(creates, &request, TokenApi::RunTask)?;
+        .client_token(creates, &request, TokenApi::RunTask)
+        .await?;
     let before: BTreeSet<&str> = known.iter().filter_map(|t| t.task_arn()).collect();
     let (started, failures) = create_once(
         &format!("starting {batch} {family} task(s) in ECS cluster {cluster}"),
@@ -195,7 +198,8 @@ async fn run_batch(
         started.iter().filter_map(|t| t.task_arn()),
         &[],
         Some(creates),
-    )?;
+    )
+    .await?;
     if started.is_empty() {
         bail!(
             "ECS placed no {family} task: {}",

@@ -116,6 +116,10 @@ fn iam_policy(args: &IamPolicyArgs, global: &GlobalArgs) -> Result<()> {
         region,
         partition: crate::aws::partition_of(region),
         instance_role: &args.instance_role,
+        state: match &global.state {
+            Some(crate::stack::StateLocation::S3(o)) => Some((o.bucket.as_str(), o.key.as_str())),
+            _ => None,
+        },
     };
     let document = operations::policy(&names, &target, args.any_resource);
     let text = serde_json::to_string_pretty(&document).context("writing the policy as JSON")?;

@@ -28,21 +28,23 @@ pub async fn run(args: &DownArgs, env: &Env) -> Result<()> {
         )));
     }
     if args.discover {
-        let (state, s) = env.lock_with_settings(Flags {
-            instance_role: Some(&args.instance_role),
-            ..Flags::default()
-        })?;
+        let (state, s) = env
+            .lock_with_settings(Flags {
+                instance_role: Some(&args.instance_role),
+                ..Flags::default()
+            })
+            .await?;
         let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
         let found = Mutex::new(cx.state.resources());
         resources::discover(&cx, &s, &found).await?;
         let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
         if !resources::is_empty(&cx.stack, &found) {
-            cx.state.update(|st| st.resources = found)?;
+            cx.state.update(|st| st.resources = found).await?;
         }
         confirm(&cx, args).await?;
         return destroy_all(&cx, args).await;
     }
-    if env.recorded()?.is_none() {
+    if env.recorded().await?.is_none() {
         return unrecorded(args, env).await;
     }
     let cx = env.connect().await?;
@@ -144,7 +146,7 @@ async fn destroy_all(cx: &Ctx, args: &DownArgs) -> Result<()> {
 
     let left = cx.state.resources();
     if resources::is_empty(&cx.stack, &left) {
-        cx.state.remove()?;
+        cx.state.remove().await?;
         return Ok(());
     }
     let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -158,9 +160,9 @@ async fn destroy_all(cx: &Ctx, args: &DownArgs) -> Result<()> {
         cx.out.leftover(i.kind, &i.name, &i.id, why);
     }
     Err(anyhow!(
-        "down did not finish; {} resource(s) are still there and remain in the state file {}:\n  {}",
+        "down did not finish; {} resource(s) are still there and remain in the state {}:\n  {}",
         items.len(),
-        cx.state.path().display(),
+        cx.state.location(),
         errors.join("\n  ")
     ))
 }

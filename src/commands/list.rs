@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -13,50 +13,50 @@ use crate::aws::{ec2_filter, AwsResultExt};
 use crate::cli::ListArgs;
 use crate::context::Ctx;
 use crate::kinds::{Action, ResourceKind};
+use crate::stack::StateLocation;
 use crate::stack::{StackName, STACK_TAG};
-use crate::state::StateStore;
+use crate::state::{State, StateStore};
 
 pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
     let out = &env.out;
-    let path = env.state_path();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let location = env.state_location();
     let mut known = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            let Ok(stack) = StackName::parse(stem) else {
-                continue;
-            };
-            match StateStore::open(&p, &stack) {
-                Ok(store) => {
-                    if let Some(state) = store.snapshot() {
-                        let count = crate::resources::inventory(&stack, &state.resources).len();
-                        out.record(
-                            ResourceKind::Stack,
-                            state.stack.as_str(),
-                            format!(
-                                "{} {} {count} resource(s) {}",
-                                state.account_id,
-                                state.region,
-                                p.display()
-                            ),
-                            Action::Kept,
-                        );
-                        known.push(state.stack.to_string());
-                    }
-                }
-                Err(e) => out.warn(format!("{}: {e:#}", p.display())),
+    let dir = match &location {
+        StateLocation::Local(path) => path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        StateLocation::S3(_) => PathBuf::from(location.to_string()),
+    };
+    let states: Vec<(String, Result<Option<State>>)> = match &location {
+        StateLocation::Local(_) => state_files(&dir)
+            .into_iter()
+            .map(|(p, stack)| {
+                let state = StateStore::open(&p, &stack).map(|s| s.snapshot());
+                (p.display().to_string(), state)
+            })
+            .collect(),
+        // One object holds one stack's state: the one --state names.
+        StateLocation::S3(object) => vec![(object.to_string(), env.recorded().await)],
+    };
+    for (at, state) in states {
+        match state {
+            Ok(Some(state)) => {
+                let count = crate::resources::inventory(&state.stack, &state.resources).len();
+                out.record(
+                    ResourceKind::Stack,
+                    state.stack.as_str(),
+                    format!(
+                        "{} {} {count} resource(s) {at}",
+                        state.account_id, state.region
+                    ),
+                    Action::Kept,
+                );
+                known.push(state.stack.to_string());
             }
+            Ok(None) => {}
+            Err(e) => out.warn(format!("{at}: {e:#}")),
         }
     }
     if !known.is_empty() && !args.discover {
@@ -115,6 +115,25 @@ impl fmt::Display for NoStateFiles {
              --discover` deletes it"
         )
     }
+}
+
+/// The `*.json` files in `dir` named like a stack, by name.
+fn state_files(dir: &Path) -> Vec<(PathBuf, StackName)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let stack = StackName::parse(p.file_stem()?.to_str()?).ok()?;
+            Some((p, stack))
+        })
+        .collect()
 }
 
 /// Stack names that carry the `l5d-ecs:stack` tag on EC2 resources or ASGs in the region.

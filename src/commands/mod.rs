@@ -17,70 +17,124 @@ pub mod status;
 pub mod step;
 pub mod tunnel;
 pub mod undeploy;
+pub mod unlock;
 pub mod unrecorded;
 pub mod up;
 pub mod verify;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::aws::Aws;
 use crate::cli::{Cli, Command};
+use crate::context::progress_notice;
 use crate::context::Ctx;
 use crate::options::{GlobalArgs, OutputFormat};
 use crate::output::Output;
 use crate::resources::settings::{Flags, Settings};
+use crate::stack::{S3Object, StateLocation};
+use crate::state::remote::{Holder, RemoteState};
 use crate::state::{State, StateStore};
 
-/// What every command has: the global flags and the output.
+/// What every command has: the global flags, the output, and its own name.
 pub struct Env {
     pub global: GlobalArgs,
     pub out: Arc<Output>,
+    pub command: &'static str,
+    /// The clients and the caller, for a state kept in S3: made once per run.
+    remote: tokio::sync::OnceCell<(Aws, Holder)>,
 }
 
 impl Env {
-    pub fn state_path(&self) -> PathBuf {
+    pub fn new(global: GlobalArgs, out: Arc<Output>, command: &'static str) -> Self {
+        Self {
+            global,
+            out,
+            command,
+            remote: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Where the state is kept: `--state`, else `.l5d-ecs/<stack>.json`.
+    pub fn state_location(&self) -> StateLocation {
         self.global
             .state
             .clone()
-            .unwrap_or_else(|| self.global.stack.default_state_path())
+            .unwrap_or_else(|| StateLocation::Local(self.global.stack.default_state_path()))
     }
 
-    /// The state file as it is, without locking it (`None`: there is none).
-    pub fn recorded(&self) -> Result<Option<State>> {
-        Ok(StateStore::open(&self.state_path(), &self.global.stack)?.snapshot())
+    /// The state as it is, not locked: read from its file, or from S3 (whose bucket is
+    /// checked here, before anything else).
+    pub async fn open_state(&self) -> Result<StateStore> {
+        self.open_state_at(&self.state_location()).await
     }
 
-    /// The state file, locked for this run (a corrupt one is refused here).
-    pub fn lock(&self) -> Result<StateStore> {
-        StateStore::open(&self.state_path(), &self.global.stack)?.lock()
+    pub async fn open_state_at(&self, location: &StateLocation) -> Result<StateStore> {
+        match location {
+            StateLocation::Local(path) => StateStore::open(path, &self.global.stack),
+            StateLocation::S3(object) => {
+                let remote = self.remote_state(object).await?;
+                StateStore::open_remote(remote, &self.global.stack).await
+            }
+        }
     }
 
-    /// The state file locked, then the settings from these flags, what the last `up`
-    /// recorded, and the defaults: resolved once, checked before any AWS call.
-    pub fn lock_with_settings(&self, flags: Flags<'_>) -> Result<(StateStore, Settings)> {
+    /// An S3 state's object, its bucket checked.
+    pub async fn remote_state(&self, object: &S3Object) -> Result<RemoteState> {
+        let (aws, holder) = self.remote_access().await?;
+        RemoteState::connect(aws, object.clone(), holder.clone()).await
+    }
+
+    async fn remote_access(&self) -> Result<&(Aws, Holder)> {
+        self.remote
+            .get_or_try_init(|| async {
+                let aws = Aws::connect(&self.global, Some(progress_notice(&self.out))).await?;
+                let holder = Holder::of_this_run(&aws, self.command).await?;
+                Ok::<_, anyhow::Error>((aws, holder))
+            })
+            .await
+    }
+
+    /// The state as it is, without locking it (`None`: there is none).
+    pub async fn recorded(&self) -> Result<Option<State>> {
+        Ok(self.open_state().await?.snapshot())
+    }
+
+    /// The state, locked for this run (a corrupt one is refused here).
+    pub async fn lock(&self) -> Result<StateStore> {
+        self.open_state().await?.lock(&self.global.stack).await
+    }
+
+    /// The state locked, then the settings from these flags, what the last `up` recorded,
+    /// and the defaults: resolved once, checked before any AWS call.
+    pub async fn lock_with_settings(&self, flags: Flags<'_>) -> Result<(StateStore, Settings)> {
         // Bad input is refused before anything touches the disk (the lock makes the state's
-        // directory); the settings that count are those resolved under the lock.
-        Settings::resolve(flags, self.recorded()?.as_ref())?;
-        let state = self.lock()?;
+        // directory) or S3 (where reading the recorded settings is already a call); the
+        // settings that count are those resolved under the lock.
+        let recorded = match self.state_location() {
+            StateLocation::Local(_) => self.recorded().await?,
+            StateLocation::S3(_) => None,
+        };
+        Settings::resolve(flags, recorded.as_ref())?;
+        let state = self.lock().await?;
         let settings = Settings::resolve(flags, state.snapshot().as_ref())?;
         Ok((state, settings))
     }
 
     /// The clients built and the credentials checked, for a command that only reads AWS:
-    /// the state file is neither locked nor written.
+    /// the state is neither locked nor written.
     pub async fn connect_reading(&self) -> Result<Ctx> {
-        let store = StateStore::open(&self.state_path(), &self.global.stack)?;
+        let store = self.open_state().await?;
         let cx = Ctx::new_unbound(&self.global, store, self.out.clone(), None).await?;
         cx.aws.account_id().await?;
         Ok(cx)
     }
 
-    /// The state file locked, the clients built and the account checked.
+    /// The state locked, the clients built and the account checked.
     pub async fn connect(&self) -> Result<Ctx> {
-        Ctx::new(&self.global, self.lock()?, self.out.clone()).await
+        Ctx::new(&self.global, self.lock().await?, self.out.clone()).await
     }
 }
 
@@ -112,10 +166,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         return code;
     }
     crate::aws::operations::set_command(cli.command.name());
-    let env = Env {
-        out: Arc::new(Output::new(cli.global.output, cli.global.quiet)),
-        global: cli.global,
-    };
+    let env = Env::new(
+        cli.global.clone(),
+        Arc::new(Output::new(cli.global.output, cli.global.quiet)),
+        cli.command.name(),
+    );
     let result = dispatch(&cli.command, &env).await;
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
     if let Some(e) = &error {
@@ -150,7 +205,8 @@ async fn dispatch(command: &Command, env: &Env) -> Result<()> {
         Command::Verify(args) => verify::run(args, env).await,
         Command::Status(args) => status::run(args, env).await,
         Command::List(args) => list::run(args, env).await,
-        Command::State(args) => state::run(args, env),
+        Command::State(args) => state::run(args, env).await,
+        Command::Unlock(args) => unlock::run(args, env).await,
         Command::Logs(args) => logs::run(args, env).await,
         Command::Dashboard(args) => dashboard::run(args, env).await,
         Command::Tunnel(args) => tunnel::run(args, env).await,

@@ -40,7 +40,7 @@ impl fmt::Display for PlanSummary {
 }
 
 pub async fn run(args: &UpArgs, env: &Env) -> Result<()> {
-    let (state, s) = env.lock_with_settings(args.flags())?;
+    let (state, s) = env.lock_with_settings(args.flags()).await?;
     let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
     let plan = Plan::default();
     let plans = ORDER

@@ -110,15 +110,17 @@ impl fmt::Display for StatusReport {
 }
 
 pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
-    if !args.discover && env.recorded()?.is_none() {
+    if !args.discover && env.recorded().await?.is_none() {
         let found = Unrecorded::look(env, &args.instance_role).await?;
         env.out.section("unrecorded", &found);
         return Ok(());
     }
-    let (state, s) = env.lock_with_settings(Flags {
-        instance_role: Some(&args.instance_role),
-        ..Flags::default()
-    })?;
+    let (state, s) = env
+        .lock_with_settings(Flags {
+            instance_role: Some(&args.instance_role),
+            ..Flags::default()
+        })
+        .await?;
     let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
     if args.discover {
         let found = Mutex::default();
@@ -253,7 +255,7 @@ pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
         });
     }
     Ok(StatusReport {
-        state_file: ctx.state.path().display().to_string(),
+        state_file: ctx.state.location().to_string(),
         resources: lines,
         nodes: node_list,
         stopped_tasks: stopped_list,

@@ -11,7 +11,7 @@ use crate::resources::settings::Flags;
 
 pub async fn run(command: &str, flags: Flags<'_>, env: &Env) -> Result<()> {
     let checks_key_pair = flags.instance.is_some();
-    let (state, s) = env.lock_with_settings(flags)?;
+    let (state, s) = env.lock_with_settings(flags).await?;
     let key_pair = s.instance.key_pair.as_deref().filter(|_| checks_key_pair);
     let cx = Ctx::new_checked(&env.global, state, env.out.clone(), key_pair).await?;
     let f = Failures::new(&env.out);

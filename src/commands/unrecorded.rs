@@ -27,7 +27,7 @@ pub struct Unrecorded {
 impl Unrecorded {
     /// The stack in the region, looked up without the state file and without locking it.
     pub async fn look(env: &Env, instance_role: &str) -> Result<Self> {
-        let path = env.state_path();
+        let location = env.state_location();
         let settings = Settings::resolve(
             Flags {
                 instance_role: Some(instance_role),
@@ -36,8 +36,7 @@ impl Unrecorded {
             None,
         )?;
         env.out.progress(format!(
-            "no state file at {}: looking for stack {} in the region by its tags",
-            path.display(),
+            "no state file at {location}: looking for stack {} in the region by its tags",
             env.global.stack
         ));
         let cx = env.connect_reading().await?;
@@ -45,7 +44,7 @@ impl Unrecorded {
         resources::discover(&cx, &settings, &found).await?;
         let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(Self {
-            state_file: path.display().to_string(),
+            state_file: location.to_string(),
             stack: env.global.stack.to_string(),
             region: cx.aws.region.clone(),
             found: resources::doomed(&cx, &found).await?,

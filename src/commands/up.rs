@@ -13,7 +13,7 @@ use crate::context::Ctx;
 use crate::resources::{asg, daemons, Name, ORDER};
 
 pub async fn run(args: &UpArgs, env: &Env) -> Result<()> {
-    let (state, s) = env.lock_with_settings(args.flags())?;
+    let (state, s) = env.lock_with_settings(args.flags()).await?;
     let key_pair = s.instance.key_pair.as_deref();
     let cx = Ctx::new_unbound(&env.global, state, env.out.clone(), key_pair).await?;
     let f = Failures::new(&env.out);
@@ -22,7 +22,9 @@ pub async fn run(args: &UpArgs, env: &Env) -> Result<()> {
     let gate = f
         .step("account", async {
             cx.bind_account().await?;
-            cx.state.update(|st| st.instance = Some(s.instance.clone()))
+            cx.state
+                .update(|st| st.instance = Some(s.instance.clone()))
+                .await
         })
         .boxed()
         .shared();

@@ -240,10 +240,12 @@ pub async fn stop(ctx: &Ctx, app: &str) -> Result<()> {
     let family = ctx.stack.family(app);
     let tasks = our_tasks(ctx, &cluster.name, &family).await?;
     stop_tasks(ctx, app, &cluster.name, &family, &tasks, "l5d-ecs undeploy").await?;
-    ctx.state.update(|s| {
-        s.resources.apps.remove(app);
-        s.resources.created(Creates::Tasks(app));
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.apps.remove(app);
+            s.resources.created(Creates::Tasks(app));
+        })
+        .await?;
     Ok(())
 }
 
@@ -274,7 +276,8 @@ pub async fn stop_tasks(
             std::iter::empty(),
             &[arn.to_owned()],
             None,
-        )?;
+        )
+        .await?;
         ctx.out
             .record(ResourceKind::Task, family, task_id(arn), Action::Deleted);
     }
@@ -283,7 +286,7 @@ pub async fn stop_tasks(
 
 /// Adds and removes tasks of the app's record (made if missing); with `created`, ends that
 /// create's idempotency token in the same write.
-pub fn record_tasks<'a>(
+pub async fn record_tasks<'a>(
     ctx: &Ctx,
     app: &str,
     family: &str,
@@ -292,27 +295,29 @@ pub fn record_tasks<'a>(
     created: Option<Creates<'_>>,
 ) -> Result<()> {
     let add: Vec<Arn> = add.map(Arn::from).collect();
-    ctx.state.update(|s| {
-        if let Some(what) = created {
-            s.resources.created(what);
-        }
-        let record = s
-            .resources
-            .apps
-            .entry(app.to_owned())
-            .or_insert_with(|| AppRecord {
-                family: family.to_owned(),
-                tasks: Vec::new(),
-            });
-        record
-            .tasks
-            .retain(|t| !remove.iter().any(|r| r == t.as_str()));
-        for arn in add {
-            if !record.tasks.contains(&arn) {
-                record.tasks.push(arn);
+    ctx.state
+        .update(|s| {
+            if let Some(what) = created {
+                s.resources.created(what);
             }
-        }
-    })
+            let record = s
+                .resources
+                .apps
+                .entry(app.to_owned())
+                .or_insert_with(|| AppRecord {
+                    family: family.to_owned(),
+                    tasks: Vec::new(),
+                });
+            record
+                .tasks
+                .retain(|t| !remove.iter().any(|r| r == t.as_str()));
+            for arn in add {
+                if !record.tasks.contains(&arn) {
+                    record.tasks.push(arn);
+                }
+            }
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -229,7 +229,8 @@ async fn ensure_found(ctx: &Ctx, found: Option<EcsCluster>) -> Result<()> {
         arn,
     };
     ctx.state
-        .update(|s| s.resources.cluster = Some(record.clone()))?;
+        .update(|s| s.resources.cluster = Some(record.clone()))
+        .await?;
     ctx.out
         .record(ResourceKind::Cluster, &name, record.arn.as_str(), action);
     Ok(())
@@ -299,7 +300,7 @@ async fn destroy(ctx: &Ctx, record: &ClusterRecord, timeout: Duration) -> Result
     })
     .await
     .with_context(|| format!("deleting ECS cluster {name}"))?;
-    ctx.state.update(|s| s.resources.cluster = None)?;
+    ctx.state.update(|s| s.resources.cluster = None).await?;
     ctx.out.record(
         ResourceKind::Cluster,
         name,

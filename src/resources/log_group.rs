@@ -178,7 +178,9 @@ async fn ensure_found(ctx: &Ctx, exists: bool) -> Result<()> {
         Action::Created
     };
     let record = LogGroupRecord { name: name.clone() };
-    ctx.state.update(|s| s.resources.log_group = Some(record))?;
+    ctx.state
+        .update(|s| s.resources.log_group = Some(record))
+        .await?;
     ctx.out.record(ResourceKind::LogGroup, &name, &name, action);
     Ok(())
 }
@@ -196,7 +198,7 @@ async fn destroy(ctx: &Ctx, record: &LogGroupRecord) -> Result<()> {
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {}
         Err(e) => bail!("deleting log group {}: {}", record.name, describe_error(&e)),
     }
-    ctx.state.update(|s| s.resources.log_group = None)?;
+    ctx.state.update(|s| s.resources.log_group = None).await?;
     ctx.out.record(
         ResourceKind::LogGroup,
         &record.name,

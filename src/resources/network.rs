@@ -46,7 +46,7 @@ impl Resource for Network {
         async move {
             let (network, ready) = futures::join!(lookup(cx, &s.network), ready);
             ready?;
-            record(cx, &network?)
+            record(cx, &network?).await
         }
         .boxed()
     }
@@ -112,10 +112,11 @@ pub async fn lookup(ctx: &Ctx, args: &NetworkArgs) -> Result<NetworkRecord> {
     Ok(network)
 }
 
-fn record(ctx: &Ctx, network: &NetworkRecord) -> Result<()> {
+async fn record(ctx: &Ctx, network: &NetworkRecord) -> Result<()> {
     if ctx.state.resources().network.as_ref() != Some(network) {
         ctx.state
-            .update(|s| s.resources.network = Some(network.clone()))?;
+            .update(|s| s.resources.network = Some(network.clone()))
+            .await?;
         let subnets: Vec<_> = network.subnet_ids.iter().map(|s| s.as_str()).collect();
         ctx.out.record(
             ResourceKind::Network,

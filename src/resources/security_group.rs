@@ -306,7 +306,8 @@ async fn ensure_group(
         allowed_cidrs: cidrs.to_vec(),
     };
     ctx.state
-        .update(|s| s.resources.security_group = Some(record))?;
+        .update(|s| s.resources.security_group = Some(record))
+        .await?;
     ctx.out
         .record(ResourceKind::SecurityGroup, &name, id.as_str(), action);
     Ok(())
@@ -338,7 +339,9 @@ async fn destroy(ctx: &Ctx, record: &SecurityGroupRecord, timeout: Duration) -> 
     })
     .await
     .with_context(|| format!("deleting security group {} ({})", record.name, record.id))?;
-    ctx.state.update(|s| s.resources.security_group = None)?;
+    ctx.state
+        .update(|s| s.resources.security_group = None)
+        .await?;
     ctx.out.record(
         ResourceKind::SecurityGroup,
         &record.name,

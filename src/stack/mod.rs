@@ -6,6 +6,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod location;
+pub use location::{parse_s3_object, parse_state_location, S3Object, StateLocation};
+
 /// Tag key carried by every taggable resource of a stack; its value is the stack name.
 pub const STACK_TAG: &str = "l5d-ecs:stack";
 /// Tag on IAM roles and instance profiles that l5d-ecs created (value: the stack that created

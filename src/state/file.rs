@@ -15,29 +15,38 @@ pub(super) fn read_state(path: &Path) -> Result<Option<State>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading state file {}", path.display())),
     };
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+    parse_state(
+        &text,
+        &path.display(),
+        &backup_path(path).display().to_string(),
+    )
+    .map(Some)
+}
+
+/// The state document in `text`, read from `location` (whose previous copy is at `backup`),
+/// refusing what this version cannot read.
+pub(super) fn parse_state(
+    text: &str,
+    location: &dyn std::fmt::Display,
+    backup: &str,
+) -> Result<State> {
+    let value: serde_json::Value = serde_json::from_str(text).with_context(|| {
         format!(
-            "state file {} is not valid JSON; it was left untouched (restore {} or move it away)",
-            path.display(),
-            backup_path(path).display()
+            "the state {location} is not valid JSON; it was left untouched (restore {backup} \
+             or move it away)"
         )
     })?;
     let version = value.get("format_version").and_then(|v| v.as_u64());
     if version != Some(u64::from(FORMAT_VERSION)) {
         bail!(
-            "state file {} has format version {}, this l5d-ecs reads version {FORMAT_VERSION}; \
-             it was left untouched",
-            path.display(),
+            "the state {location} has format version {}, this l5d-ecs reads version \
+             {FORMAT_VERSION}; it was left untouched",
             version.map_or("(none)".to_owned(), |v| v.to_string())
         );
     }
-    let state = serde_json::from_value(value).with_context(|| {
-        format!(
-            "state file {} does not have the expected shape; it was left untouched",
-            path.display()
-        )
-    })?;
-    Ok(Some(state))
+    serde_json::from_value(value).with_context(|| {
+        format!("the state {location} does not have the expected shape; it was left untouched")
+    })
 }
 
 /// Temp file in the same directory, fsync, keep the previous copy as `.backup`, rename, fsync

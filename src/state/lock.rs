@@ -118,7 +118,7 @@ impl Drop for LockFile {
     }
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -138,30 +138,30 @@ mod tests {
         StackName::parse("t").unwrap()
     }
 
-    #[test]
-    fn second_lock_is_refused_naming_the_holder_and_free_once_it_is_dropped() {
+    async fn locked(path: &Path) -> Result<StateStore> {
+        StateStore::open(path, &stack())?.lock(&stack()).await
+    }
+
+    #[tokio::test]
+    async fn second_lock_is_refused_naming_the_holder_and_free_once_it_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
-        let first = StateStore::open(&path, &stack()).unwrap().lock().unwrap();
-        let err = StateStore::open(&path, &stack())
-            .unwrap()
-            .lock()
-            .err()
-            .unwrap();
+        let first = locked(&path).await.unwrap();
+        let err = locked(&path).await.err().unwrap();
         let holder = format!("pid={} host={} since=20", std::process::id(), hostname());
         assert!(err.to_string().contains(&holder), "{err}");
         drop(first);
         assert!(!lock_path(&path).exists());
-        assert!(StateStore::open(&path, &stack()).unwrap().lock().is_ok());
+        assert!(locked(&path).await.is_ok());
     }
 
-    #[test]
-    fn a_lock_file_left_without_a_holder_is_no_lock() {
+    #[tokio::test]
+    async fn a_lock_file_left_without_a_holder_is_no_lock() {
         // What a killed holder leaves: the file, but no kernel lock on it.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         fs::write(lock_path(&path), "pid=999999999 host=elsewhere since=x\n").unwrap();
-        let store = StateStore::open(&path, &stack()).unwrap().lock().unwrap();
+        let store = locked(&path).await.unwrap();
         let content = fs::read_to_string(lock_path(&path)).unwrap();
         assert!(
             content.contains(&format!("pid={}", std::process::id())),
@@ -170,21 +170,21 @@ mod tests {
         drop(store);
     }
 
-    #[test]
-    fn a_lock_that_made_the_directory_removes_it_when_nothing_was_written() {
+    #[tokio::test]
+    async fn a_lock_that_made_the_directory_removes_it_when_nothing_was_written() {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join(".l5d-ecs");
         let path = state_dir.join("t.json");
-        drop(StateStore::open(&path, &stack()).unwrap().lock().unwrap());
+        drop(locked(&path).await.unwrap());
         assert!(
             !state_dir.exists(),
             "an empty state directory was left behind"
         );
 
         // With a state file written, the directory stays (and the lock file goes).
-        let store = StateStore::open(&path, &stack()).unwrap().lock().unwrap();
+        let store = locked(&path).await.unwrap();
         store.bind(&stack(), "us-east-1", "123456789012").unwrap();
-        store.update(|s| s.serial += 0).unwrap();
+        store.update(|s| s.serial += 0).await.unwrap();
         drop(store);
         assert!(path.exists());
         assert!(!lock_path(&path).exists());

@@ -1,23 +1,39 @@
 //! The state of one stack: loaded once per command, bound to an account and region, and
-//! saved after every change; also the idempotency tokens of creates under way.
+//! saved after every change, to a local file or to S3; also the idempotency tokens of creates
+//! under way.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
-use super::file::{backup_path, read_state, write_atomically};
+use super::file::{backup_path, parse_state, read_state, write_atomically};
 use super::lock::{lock_path, LockFile};
 use super::records::{Creates, PendingCreate, Resources, State, FORMAT_VERSION};
+use super::remote::{RemoteLock, RemoteState};
 use crate::ids::{ClientToken, TokenApi};
-use crate::stack::StackName;
+use crate::stack::{StackName, StateLocation};
 
 /// The state of one stack, loaded once per command and saved after every change.
 pub struct StateStore {
-    path: PathBuf,
+    location: StateLocation,
+    backend: Backend,
     state: Mutex<Option<State>>,
-    _lock: Option<LockFile>,
+    /// Held while a change is written, so that writes land in the order of their serials.
+    writing: tokio::sync::Mutex<()>,
+    _lock: Option<Lock>,
+}
+
+enum Backend {
+    File(std::path::PathBuf),
+    S3(RemoteState),
+}
+
+/// Held until the store is dropped.
+enum Lock {
+    File(#[allow(dead_code)] LockFile),
+    S3(#[allow(dead_code)] RemoteLock),
 }
 
 impl StateStore {
@@ -25,33 +41,52 @@ impl StateStore {
     /// format version is an error, and is left untouched.
     pub fn open(path: &Path, stack: &StackName) -> Result<Self> {
         let state = read_state(path)?;
-        if let Some(state) = &state {
-            if &state.stack != stack {
-                bail!(
-                    "the state file {} belongs to stack {:?}, not {:?}; pass --stack {} or \
-                     another --state",
-                    path.display(),
-                    state.stack.as_str(),
-                    stack.as_str(),
-                    state.stack
-                );
-            }
-        }
+        let location = StateLocation::Local(path.to_owned());
+        check_stack(&location, state.as_ref(), stack)?;
         Ok(Self {
-            path: path.to_owned(),
+            location,
+            backend: Backend::File(path.to_owned()),
             state: Mutex::new(state),
+            writing: tokio::sync::Mutex::new(()),
             _lock: None,
         })
     }
 
-    /// Takes the lock that keeps a second l5d-ecs off this state file.
-    pub fn lock(mut self) -> Result<Self> {
-        self._lock = Some(LockFile::acquire(&lock_path(&self.path))?);
+    /// Reads the state from S3 if it is there, with the same checks as a file's.
+    pub async fn open_remote(remote: RemoteState, stack: &StackName) -> Result<Self> {
+        let location = StateLocation::S3(remote.object().clone());
+        let state = read_remote(&remote, &location).await?;
+        check_stack(&location, state.as_ref(), stack)?;
+        Ok(Self {
+            location,
+            backend: Backend::S3(remote),
+            state: Mutex::new(state),
+            writing: tokio::sync::Mutex::new(()),
+            _lock: None,
+        })
+    }
+
+    /// Takes the lock that keeps a second l5d-ecs off this state, then reads the state again:
+    /// what counts is what the last holder left.
+    pub async fn lock(mut self, stack: &StackName) -> Result<Self> {
+        let state = match &self.backend {
+            Backend::File(path) => {
+                self._lock = Some(Lock::File(LockFile::acquire(&lock_path(path))?));
+                read_state(path)?
+            }
+            Backend::S3(remote) => {
+                self._lock = Some(Lock::S3(remote.lock().await?));
+                read_remote(remote, &self.location).await?
+            }
+        };
+        check_stack(&self.location, state.as_ref(), stack)?;
+        *self.guard() = state;
         Ok(self)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the state is kept: a file, or an S3 object.
+    pub fn location(&self) -> &StateLocation {
+        &self.location
     }
 
     pub fn snapshot(&self) -> Option<State> {
@@ -73,12 +108,10 @@ impl StateStore {
             Some(state) => {
                 if state.region != region || state.account_id != account_id {
                     return Err(crate::stack::usage(format!(
-                        "the state file {} is for account {} in {}, but the current credentials \
+                        "the state {} is for account {} in {}, but the current credentials \
                          are for account {account_id} in {region}; use the matching --profile / \
                          --region, or another --state",
-                        self.path.display(),
-                        state.account_id,
-                        state.region
+                        self.location, state.account_id, state.region
                     )));
                 }
                 Ok(())
@@ -99,28 +132,41 @@ impl StateStore {
         }
     }
 
-    /// Applies a change and writes the file before returning, so that the file always says
-    /// what exists.
-    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T> {
-        let mut guard = self.guard();
-        let state = guard
-            .as_mut()
-            .context("internal error: state updated before it was bound to an account")?;
-        let before = serde_json::to_value(&*state).context("serialising state")?;
-        let out = change(state);
-        let on_disk = self.path.exists();
-        if on_disk && serde_json::to_value(&*state).context("serialising state")? == before {
-            return Ok(out);
+    /// Applies a change and writes it out before returning, so that the state always says
+    /// what exists. Writes go out one at a time, in the order of their changes.
+    pub async fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let _writing = self.writing.lock().await;
+        let (out, changed) = {
+            let mut guard = self.guard();
+            let state = guard
+                .as_mut()
+                .context("internal error: state updated before it was bound to an account")?;
+            let before = serde_json::to_value(&*state).context("serialising state")?;
+            let out = change(state);
+            let written = match &self.backend {
+                Backend::File(path) => path.exists(),
+                Backend::S3(remote) => remote.exists(),
+            };
+            if written && serde_json::to_value(&*state).context("serialising state")? == before {
+                return Ok(out);
+            }
+            state.serial += 1;
+            (out, state.clone())
+        };
+        match &self.backend {
+            Backend::File(path) => write_atomically(path, &changed)?,
+            Backend::S3(remote) => {
+                let body = serde_json::to_vec_pretty(&changed).context("serialising state")?;
+                remote.write(body).await?;
+            }
         }
-        state.serial += 1;
-        write_atomically(&self.path, state)?;
         Ok(out)
     }
 
     /// The idempotency token for `what`, made by `request` (a [`request_digest`]): the pending
     /// one when an earlier try of the same request may have reached AWS, else a fresh one,
     /// written to the state file before it is sent so that a crash cannot lose it.
-    pub fn client_token(
+    pub async fn client_token(
         &self,
         what: Creates<'_>,
         request: &str,
@@ -145,33 +191,95 @@ impl StateStore {
                     request: request.to_owned(),
                 },
             );
-        })?;
+        })
+        .await?;
         Ok(token)
     }
 
     /// Forgets the pending token of `what`: its request failed for good, or answered with a
     /// resource that is gone, so the next try must be a new request.
-    pub fn drop_token(&self, what: Creates<'_>) -> Result<()> {
-        self.update(|s| s.resources.created(what))
+    pub async fn drop_token(&self, what: Creates<'_>) -> Result<()> {
+        self.update(|s| s.resources.created(what)).await
     }
 
-    /// Removes the state file (and its backup) once nothing is left.
-    pub fn remove(&self) -> Result<()> {
+    /// Removes the state (and its backup) once nothing is left.
+    pub async fn remove(&self) -> Result<()> {
+        match &self.backend {
+            Backend::File(path) => {
+                for path in [path.clone(), backup_path(path)] {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("removing {}", path.display()))
+                        }
+                    }
+                }
+            }
+            Backend::S3(remote) => remote.remove().await?,
+        }
         *self.guard() = None;
-        for path in [self.path.clone(), backup_path(&self.path)] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        Ok(())
+    }
+
+    /// Writes `state` as this store's state (for `state push`/`pull`): to a new location, or
+    /// over the same lineage at a serial no newer than it.
+    pub async fn replace_with(&self, state: State) -> Result<()> {
+        if let Some(here) = self.snapshot() {
+            if here.lineage != state.lineage {
+                return Err(crate::stack::usage(format!(
+                    "{} holds another state (lineage {}, serial {}) than the one to move \
+                     (lineage {}, serial {}); nothing was written. Remove it first, or choose \
+                     another location",
+                    self.location, here.lineage, here.serial, state.lineage, state.serial
+                )));
+            }
+            if here.serial > state.serial {
+                return Err(crate::stack::usage(format!(
+                    "{} holds a newer copy of this state (serial {} > {}); nothing was written",
+                    self.location, here.serial, state.serial
+                )));
             }
         }
-        Ok(())
+        self.guard().get_or_insert_with(|| state.clone());
+        self.update(|s| *s = state).await
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, Option<State>> {
         // A panic while holding the lock cannot leave a half-written state: writes go to a
         // temp file first. So a poisoned lock is still safe to use.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn check_stack(location: &StateLocation, state: Option<&State>, stack: &StackName) -> Result<()> {
+    if let Some(state) = state {
+        if &state.stack != stack {
+            bail!(
+                "the state {location} belongs to stack {:?}, not {:?}; pass --stack {} or \
+                 another --state",
+                state.stack.as_str(),
+                stack.as_str(),
+                state.stack
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn read_remote(remote: &RemoteState, location: &StateLocation) -> Result<Option<State>> {
+    match remote.read().await? {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("the state {location} is not UTF-8 text"))?;
+            parse_state(
+                &text,
+                location,
+                &remote.object().beside(".backup").to_string(),
+            )
+            .map(Some)
+        }
+        None => Ok(None),
     }
 }
 
@@ -194,8 +302,8 @@ mod tests {
         StackName::parse("t").unwrap()
     }
 
-    #[test]
-    fn writes_atomically_with_backup_and_mode_0600() {
+    #[tokio::test]
+    async fn writes_atomically_with_backup_and_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/t.json");
         let store = StateStore::open(&path, &stack()).unwrap();
@@ -207,9 +315,10 @@ mod tests {
                     arn: Arn("arn:aws:ecs:us-west-1:123456789012:cluster/t".into()),
                 })
             })
+            .await
             .unwrap();
-        store.update(|_| ()).unwrap();
-        store.update(|s| s.resources.cluster = None).unwrap();
+        store.update(|_| ()).await.unwrap();
+        store.update(|s| s.resources.cluster = None).await.unwrap();
         let reread = StateStore::open(&path, &stack())
             .unwrap()
             .snapshot()
@@ -224,13 +333,13 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        store.remove().unwrap();
+        store.remove().await.unwrap();
         assert!(!path.exists());
         assert!(!backup_path(&path).exists());
     }
 
-    #[test]
-    fn a_token_is_kept_until_its_resource_is_recorded_then_never_reused() {
+    #[tokio::test]
+    async fn a_token_is_kept_until_its_resource_is_recorded_then_never_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         let store = StateStore::open(&path, &stack()).unwrap();
@@ -238,24 +347,28 @@ mod tests {
         let what = Creates::ConsulServer;
         let first = store
             .client_token(what, "req-a", TokenApi::RunInstances)
+            .await
             .unwrap();
         // A retry of the same request, also by the next run (the token is on disk).
         let reread = StateStore::open(&path, &stack()).unwrap();
         assert_eq!(
             reread
                 .client_token(what, "req-a", TokenApi::RunInstances)
+                .await
                 .unwrap(),
             first
         );
         // Another request for the same resource must not send a known token.
         let other = store
             .client_token(what, "req-b", TokenApi::RunInstances)
+            .await
             .unwrap();
         assert_ne!(other, first);
         // Recorded: the next creation of that resource (after a down) gets a new token.
-        store.update(|s| s.resources.created(what)).unwrap();
+        store.update(|s| s.resources.created(what)).await.unwrap();
         let again = store
             .client_token(what, "req-b", TokenApi::RunInstances)
+            .await
             .unwrap();
         assert_ne!(again, other);
         assert_ne!(again, first);
@@ -266,6 +379,7 @@ mod tests {
                 "req-b",
                 TokenApi::CreateService,
             )
+            .await
             .unwrap();
         assert!(service.fits(TokenApi::CreateService));
         assert_ne!(service, again);
@@ -273,8 +387,8 @@ mod tests {
         assert!(store.resources().is_empty());
     }
 
-    #[test]
-    fn a_state_file_without_pending_tokens_still_reads() {
+    #[tokio::test]
+    async fn a_state_file_without_pending_tokens_still_reads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         fs::write(
@@ -291,13 +405,13 @@ mod tests {
         assert!(state.resources.cluster.is_some());
     }
 
-    #[test]
-    fn a_new_lineage_is_a_v4_uuid_and_an_old_16_hex_one_is_kept() {
+    #[tokio::test]
+    async fn a_new_lineage_is_a_v4_uuid_and_an_old_16_hex_one_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         let store = StateStore::open(&path, &stack()).unwrap();
         store.bind(&stack(), "us-west-1", "123456789012").unwrap();
-        store.update(|_| ()).unwrap();
+        store.update(|_| ()).await.unwrap();
         let lineage = store.snapshot().unwrap().lineage;
         let uuid = uuid::Uuid::parse_str(&lineage).unwrap();
         assert_eq!(uuid.get_version_num(), 4, "{lineage}");
@@ -316,6 +430,7 @@ mod tests {
         store.bind(&stack(), "us-west-1", "123456789012").unwrap();
         store
             .update(|s| s.resources.log_group = Some(LogGroupRecord { name: "g".into() }))
+            .await
             .unwrap();
         let reread = StateStore::open(&path, &stack())
             .unwrap()
@@ -324,21 +439,21 @@ mod tests {
         assert_eq!((reread.lineage.as_str(), reread.serial), (old, 4));
     }
 
-    #[test]
-    fn refuses_other_account_or_region() {
+    #[tokio::test]
+    async fn refuses_other_account_or_region() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         let store = StateStore::open(&path, &stack()).unwrap();
         store.bind(&stack(), "us-west-1", "123456789012").unwrap();
-        store.update(|_| ()).unwrap();
+        store.update(|_| ()).await.unwrap();
         let store = StateStore::open(&path, &stack()).unwrap();
         assert!(store.bind(&stack(), "us-east-1", "123456789012").is_err());
         assert!(store.bind(&stack(), "us-west-1", "999999999999").is_err());
         assert!(store.bind(&stack(), "us-west-1", "123456789012").is_ok());
     }
 
-    #[test]
-    fn corrupt_or_unknown_version_is_left_untouched() {
+    #[tokio::test]
+    async fn corrupt_or_unknown_version_is_left_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         for content in ["{not json", r#"{"format_version": 99}"#] {

@@ -58,7 +58,7 @@ fn line(check: &str, verdict: Verdict, detail: impl Into<String>, fix: Option<&s
 pub async fn run(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
     // Reads the state file for what the last `up` asked, without locking it: doctor
     // changes nothing.
-    let s = Settings::resolve(args.flags(), env.recorded()?.as_ref())?;
+    let s = Settings::resolve(args.flags(), env.recorded().await?.as_ref())?;
     let aws = Aws::connect(&env.global, Some(crate::context::progress_notice(&env.out))).await?;
     env.out.set_region(&aws.region);
     let lines = doctor(&aws, args, &s.instance, s.sizes.max).await;

@@ -93,7 +93,7 @@ pub async fn run(args: &VerifyArgs, env: &Env) -> Result<()> {
     let targets = match &args.node.node {
         // A node given by hand (a tunnel, a port mapping): no AWS call at all.
         Some(node) => {
-            let viz_deployed = env.recorded()?.is_some_and(|s| {
+            let viz_deployed = env.recorded().await?.is_some_and(|s| {
                 s.resources
                     .apps
                     .get("linkerd-viz")

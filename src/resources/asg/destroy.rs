@@ -17,7 +17,7 @@ use crate::state::AsgRecord;
 pub(super) async fn destroy(ctx: &Ctx, record: &AsgRecord, timeout: Duration) -> Result<()> {
     let name = &record.name;
     let Some(group) = describe(ctx, name).await? else {
-        ctx.state.update(|s| s.resources.asg = None)?;
+        ctx.state.update(|s| s.resources.asg = None).await?;
         return Ok(());
     };
     let instances: Vec<InstanceId> = group
@@ -89,7 +89,7 @@ pub(super) async fn destroy(ctx: &Ctx, record: &AsgRecord, timeout: Duration) ->
     wait_terminated(ctx, &instances, timeout)
         .await
         .with_context(|| format!("terminating the nodes of auto scaling group {name}"))?;
-    ctx.state.update(|s| s.resources.asg = None)?;
+    ctx.state.update(|s| s.resources.asg = None).await?;
     ctx.out
         .record(ResourceKind::AutoScalingGroup, name, name, Action::Deleted);
     Ok(())

@@ -51,7 +51,8 @@ pub(super) async fn ensure_found(
         }
         let action = repair(ctx, &group, launch, size).await?;
         ctx.state
-            .update(|s| s.resources.asg = Some(record.clone()))?;
+            .update(|s| s.resources.asg = Some(record.clone()))
+            .await?;
         ctx.out.record(
             ResourceKind::AutoScalingGroup,
             &name,
@@ -102,7 +103,8 @@ pub(super) async fn ensure_found(
     )
     .await?;
     ctx.state
-        .update(|s| s.resources.asg = Some(record.clone()))?;
+        .update(|s| s.resources.asg = Some(record.clone()))
+        .await?;
     ctx.out.record(
         ResourceKind::AutoScalingGroup,
         &name,

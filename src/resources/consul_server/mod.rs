@@ -58,7 +58,7 @@ impl Resource for ConsulServer {
                 .network
                 .ok_or_else(|| missing_step("network", "security-group"))?;
             match found? {
-                Some(id) => keep(cx, id),
+                Some(id) => keep(cx, id).await,
                 None => start::start(cx, &network, &sg, ami?, &s.instance).await,
             }
         }
@@ -194,12 +194,14 @@ pub async fn find(ctx: &Ctx) -> Result<Option<InstanceId>> {
 }
 
 /// The server found running (or stopped): recorded as it is.
-fn keep(ctx: &Ctx, id: InstanceId) -> Result<()> {
+async fn keep(ctx: &Ctx, id: InstanceId) -> Result<()> {
     let record = InstanceRecord { instance_id: id };
-    ctx.state.update(|s| {
-        s.resources.consul_server = Some(record.clone());
-        s.resources.created(Creates::ConsulServer);
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.consul_server = Some(record.clone());
+            s.resources.created(Creates::ConsulServer);
+        })
+        .await?;
     ctx.out.record(
         ResourceKind::ConsulServer,
         ctx.stack.consul_server_tag(),
@@ -258,7 +260,9 @@ async fn destroy(ctx: &Ctx, record: &InstanceRecord, timeout: Duration) -> Resul
     wait_terminated(ctx, std::slice::from_ref(&record.instance_id), timeout)
         .await
         .with_context(|| format!("terminating the consul server {name} ({id})"))?;
-    ctx.state.update(|s| s.resources.consul_server = None)?;
+    ctx.state
+        .update(|s| s.resources.consul_server = None)
+        .await?;
     ctx.out
         .record(ResourceKind::ConsulServer, &name, id, Action::Deleted);
     Ok(())

@@ -52,7 +52,8 @@ pub(super) async fn start(
             .contains_key(&creates.key());
         let token = ctx
             .state
-            .client_token(creates, &request, TokenApi::RunInstances)?;
+            .client_token(creates, &request, TokenApi::RunInstances)
+            .await?;
         let (id, state) = create_once(
             &format!("starting the consul server instance {name} (ec2:RunInstances)"),
             || async {
@@ -104,14 +105,16 @@ pub(super) async fn start(
             Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
         ) {
             tracing::debug!(%id, "RunInstances answered with a terminated instance: token spent");
-            ctx.state.drop_token(creates)?;
+            ctx.state.drop_token(creates).await?;
             continue;
         }
         let record = InstanceRecord { instance_id: id };
-        ctx.state.update(|s| {
-            s.resources.consul_server = Some(record.clone());
-            s.resources.created(creates);
-        })?;
+        ctx.state
+            .update(|s| {
+                s.resources.consul_server = Some(record.clone());
+                s.resources.created(creates);
+            })
+            .await?;
         ctx.out.record(
             ResourceKind::ConsulServer,
             &name,

@@ -64,16 +64,19 @@ pub(super) async fn create(
     task_definition: &TaskDefinitionRecord,
 ) -> Result<String> {
     let creates = Creates::DaemonService(name);
-    let token = ctx.state.client_token(
-        creates,
-        &request_digest(&[
-            "CreateService/DAEMON/1",
-            &cluster.name,
-            name,
-            task_definition.arn.as_str(),
-        ]),
-        TokenApi::CreateService,
-    )?;
+    let token = ctx
+        .state
+        .client_token(
+            creates,
+            &request_digest(&[
+                "CreateService/DAEMON/1",
+                &cluster.name,
+                name,
+                task_definition.arn.as_str(),
+            ]),
+            TokenApi::CreateService,
+        )
+        .await?;
     let request = ctx
         .aws
         .ecs
@@ -142,7 +145,7 @@ pub(super) async fn create(
         None => {
             // ECS answers a known token with the first call's service, also once that one is
             // deleted: the token is spent, and the next `up` must send a new one.
-            ctx.state.drop_token(creates)?;
+            ctx.state.drop_token(creates).await?;
             Err(anyhow!(
                 "{what}: ECS answered with no ACTIVE service (an earlier request with the same \
                  idempotency token, whose service is gone); run `l5d-ecs up` again"

@@ -335,10 +335,12 @@ async fn ensure_one(
         name: name.clone(),
         arn: Arn::from(arn.as_str()),
     };
-    ctx.state.update(|s| {
-        s.resources.daemons.insert(name.clone(), record.clone());
-        s.resources.created(Creates::DaemonService(name));
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.daemons.insert(name.clone(), record.clone());
+            s.resources.created(Creates::DaemonService(name));
+        })
+        .await?;
     ctx.out
         .record(ResourceKind::DaemonService, name, &arn, action);
     Ok(())
@@ -373,9 +375,11 @@ async fn destroy_one(ctx: &Ctx, cluster: &str, service: &ServiceRecord) -> Resul
             ))
         }
     }
-    ctx.state.update(|s| {
-        s.resources.daemons.remove(&service.name);
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.daemons.remove(&service.name);
+        })
+        .await?;
     ctx.out.record(
         ResourceKind::DaemonService,
         &service.name,

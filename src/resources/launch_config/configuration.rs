@@ -57,7 +57,8 @@ pub(super) async fn ensure(
                     retired,
                 };
                 ctx.state
-                    .update(|s| s.resources.launch_config = Some(record.clone()))?;
+                    .update(|s| s.resources.launch_config = Some(record.clone()))
+                    .await?;
                 ctx.out.record(
                     ResourceKind::LaunchConfiguration,
                     &current,
@@ -147,7 +148,8 @@ pub(super) async fn ensure(
         return Ok(None);
     }
     ctx.state
-        .update(|s| s.resources.launch_config = Some(record.clone()))?;
+        .update(|s| s.resources.launch_config = Some(record.clone()))
+        .await?;
     ctx.out
         .record(ResourceKind::LaunchConfiguration, &name, &name, action);
     Ok(Some(record))
@@ -201,11 +203,13 @@ pub async fn delete_retired(ctx: &Ctx) -> Result<()> {
                 describe_error(&e)
             ),
         }
-        ctx.state.update(|s| {
-            if let Some(lc) = s.resources.launch_config.as_mut() {
-                lc.retired.retain(|r| r != name);
-            }
-        })?;
+        ctx.state
+            .update(|s| {
+                if let Some(lc) = s.resources.launch_config.as_mut() {
+                    lc.retired.retain(|r| r != name);
+                }
+            })
+            .await?;
         ctx.out.record(
             ResourceKind::LaunchConfiguration,
             name,
@@ -249,7 +253,9 @@ pub(super) async fn delete(ctx: &Ctx, name: &str, timeout: Duration) -> Result<(
     )
     .await
     .with_context(|| format!("deleting launch configuration {name}"))?;
-    ctx.state.update(|s| s.resources.launch_config = None)?;
+    ctx.state
+        .update(|s| s.resources.launch_config = None)
+        .await?;
     ctx.out.record(
         ResourceKind::LaunchConfiguration,
         name,

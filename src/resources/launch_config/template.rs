@@ -131,10 +131,12 @@ pub(super) async fn ensure(
             launch_template_id: Some(LaunchTemplateId::from(id)),
             retired: Vec::new(),
         };
-        ctx.state.update(|s| {
-            s.resources.launch_config = Some(record.clone());
-            s.resources.created(Creates::LaunchTemplate);
-        })?;
+        ctx.state
+            .update(|s| {
+                s.resources.launch_config = Some(record.clone());
+                s.resources.created(Creates::LaunchTemplate);
+            })
+            .await?;
         // A changed node launch becomes a new version; the ASG uses $Latest, so new nodes
         // get it. Running nodes are not replaced.
         let diffs = differences(ctx, id, launch).await?;
@@ -169,11 +171,14 @@ pub(super) async fn ensure(
     let data = template_data(ctx, launch)?;
 
     let creates = Creates::LaunchTemplate;
-    let token = ctx.state.client_token(
-        creates,
-        &template_request_digest(ctx, &name, launch)?,
-        TokenApi::CreateLaunchTemplate,
-    )?;
+    let token = ctx
+        .state
+        .client_token(
+            creates,
+            &template_request_digest(ctx, &name, launch)?,
+            TokenApi::CreateLaunchTemplate,
+        )
+        .await?;
     let what = format!("creating launch template {name} (ec2:CreateLaunchTemplate)");
     let id = create_once(
         &what,
@@ -217,10 +222,12 @@ pub(super) async fn ensure(
         launch_template_id: Some(LaunchTemplateId::from(id)),
         retired: Vec::new(),
     };
-    ctx.state.update(|s| {
-        s.resources.launch_config = Some(record.clone());
-        s.resources.created(creates);
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.launch_config = Some(record.clone());
+            s.resources.created(creates);
+        })
+        .await?;
     ctx.out
         .record(ResourceKind::LaunchTemplate, &name, id, Action::Created);
     Ok(record)
@@ -247,7 +254,9 @@ pub(super) async fn delete(ctx: &Ctx, record: &LaunchConfigRecord) -> Result<()>
             describe_error(&e)
         ),
     }
-    ctx.state.update(|s| s.resources.launch_config = None)?;
+    ctx.state
+        .update(|s| s.resources.launch_config = None)
+        .await?;
     ctx.out.record(
         ResourceKind::LaunchTemplate,
         name,

@@ -102,7 +102,9 @@ pub(super) async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
 
     let companions = Companions::find(ctx, record).await?;
     let Some(found) = &companions.role else {
-        ctx.state.update(|s| s.resources.instance_role = None)?;
+        ctx.state
+            .update(|s| s.resources.instance_role = None)
+            .await?;
         return Ok(());
     };
     if let Some((p, goes)) = &companions.profile {
@@ -159,7 +161,9 @@ pub(super) async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
         &["NoSuchEntity"],
         format!("deleting IAM role {role}"),
     )?;
-    ctx.state.update(|s| s.resources.instance_role = None)?;
+    ctx.state
+        .update(|s| s.resources.instance_role = None)
+        .await?;
     ctx.out.record(
         ResourceKind::InstanceRole,
         role,

@@ -104,7 +104,8 @@ pub(super) async fn ensure_found(ctx: &Ctx, found: RoleFound, role_name: &str) -
     };
     if record.created_role || record.created_instance_profile {
         ctx.state
-            .update(|s| s.resources.instance_role = Some(record.clone()))?;
+            .update(|s| s.resources.instance_role = Some(record.clone()))
+            .await?;
     }
     let (_, role_arn, role_action) = role?;
     let (_, profile_roles, profile_arn, profile_action) = profile?;
@@ -199,7 +200,8 @@ pub(super) async fn ensure_found(ctx: &Ctx, found: RoleFound, role_name: &str) -
     added?;
     let action = policy?;
     ctx.state
-        .update(|s| s.resources.instance_role = Some(record.clone()))?;
+        .update(|s| s.resources.instance_role = Some(record.clone()))
+        .await?;
     ctx.out
         .record(ResourceKind::RolePolicy, &policy_name, role_name, action);
     Ok(())

@@ -229,11 +229,13 @@ async fn ensure_one(ctx: &Ctx, found: FoundDefinition) -> Result<()> {
             Action::Created,
         ),
     };
-    ctx.state.update(|s| {
-        s.resources
-            .task_definitions
-            .insert(family.clone(), record.clone())
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources
+                .task_definitions
+                .insert(family.clone(), record.clone())
+        })
+        .await?;
     ctx.out.record(
         ResourceKind::TaskDefinition,
         &family,
@@ -368,9 +370,11 @@ async fn destroy(ctx: &Ctx, family: &str) -> Result<()> {
             .await
             .aws(format!("deregistering task definition {arn}"))?;
     }
-    ctx.state.update(|s| {
-        s.resources.task_definitions.remove(family);
-    })?;
+    ctx.state
+        .update(|s| {
+            s.resources.task_definitions.remove(family);
+        })
+        .await?;
     ctx.out.record(
         ResourceKind::TaskDefinition,
         family,
