@@ -2,13 +2,16 @@
 //! moto started with `INITIAL_NO_AUTH_ACTION_COUNT` checks every call after the first few
 //! against the caller's policies (by action; every non-S3 resource is `*` to it, so the proof
 //! uses `--any-resource`; the scoped ARNs are checked by unit tests). An IAM user holding
-//! exactly that policy runs the lifecycle; with one action taken away, `up` fails naming it,
-//! and an admin's `down` removes what was made.
+//! exactly that policy runs the lifecycle, with its state in S3; with one action taken away,
+//! `up` fails naming it, and an admin's `down` removes what was made.
 
 use crate::support::*;
 
 /// Calls moto lets through before it starts checking: the set-up below makes exactly these.
-const SET_UP_CALLS: usize = 6;
+const SET_UP_CALLS: usize = 7;
+
+/// The user's state, in a bucket the set-up makes.
+const STATE_BUCKET: &str = "l5d-team-state";
 
 struct Keys {
     id: String,
@@ -77,7 +80,19 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     let full = policy_json(dir.path(), &moto, None).await;
     let less = policy_json(dir.path(), &moto, Some("ecs:CreateCluster")).await;
-    // Six calls, the last ones moto lets through unchecked.
+    // Seven calls, the last ones moto lets through unchecked.
+    anyone
+        .s3
+        .create_bucket()
+        .bucket(STATE_BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let admin = user_with(&anyone, "admin", admin_policy).await;
     let user = user_with(&anyone, "l5d-user", &full).await;
     let admin_aws = Aws::connect_as(moto.url(), REGION, &admin.id, &admin.secret).await;
@@ -97,8 +112,10 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
         "moto does not enforce IAM\n{refused}"
     );
 
-    // The whole lifecycle with exactly the generated policy.
+    // The whole lifecycle with exactly the generated policy, the state in S3.
+    let state = format!("s3://{STATE_BUCKET}/{DEFAULT_STACK}.json");
     let up = as_user(dir.path(), &moto, &user)
+        .env("L5D_ECS_STATE", state.as_str())
         .args(["up", "--allow-cidr", ALLOW_CIDR, "--no-wait"])
         .run()
         .await;
@@ -116,6 +133,7 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
         vec!["down", "--yes"],
     ] {
         as_user(dir.path(), &moto, &user)
+            .env("L5D_ECS_STATE", state.as_str())
             .args(args.iter().copied())
             .run()
             .await
@@ -123,6 +141,22 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
     }
     let left = admin_aws.snapshot(DEFAULT_STACK).await.leftovers();
     assert!(left.is_empty(), "the user's down left {left:?}");
+    let objects = admin_aws
+        .s3
+        .list_objects_v2()
+        .bucket(STATE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        objects.contents().is_empty(),
+        "the state, its lock or backup is still in S3: {:?}",
+        objects.contents()
+    );
+    assert!(
+        !dir.path().join(".l5d-ecs").exists(),
+        "a local state was written"
+    );
 
     // One action less: up fails naming it, and the admin's down removes what it made.
     let lesser = user_with(&admin_aws, "l5d-lesser", &less).await;

@@ -22,6 +22,7 @@ mod real_account;
 mod realistic_aws;
 mod reliability;
 mod reliability_kill;
+mod s3_state;
 mod snapshots;
 mod stacks;
 mod up_down;

@@ -356,6 +356,7 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Aws {
@@ -390,6 +391,11 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(true)
+                    .build(),
+            ),
         }
     }
 }
@@ -1600,8 +1606,32 @@ fn classify(req: &Message) -> (String, String) {
             path.split_once("/operation/")
                 .map(|(_, op)| op.trim_end_matches('/').to_string())
         })
+        .or_else(|| (service == "s3").then(|| s3_operation(&req.start_line)))
         .unwrap_or_else(|| "unknown".to_string());
     (service, operation)
+}
+
+/// S3's REST operations (path style: `/bucket` or `/bucket/key`), by method and path.
+fn s3_operation(start_line: &str) -> String {
+    let mut parts = start_line.split_whitespace();
+    let method = parts.next().unwrap_or("");
+    let target = parts.next().unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let object = path.trim_start_matches('/').contains('/');
+    let name = match (method, object) {
+        ("HEAD", false) => "HeadBucket",
+        ("HEAD", true) => "HeadObject",
+        ("GET", true) => "GetObject",
+        ("GET", false) if query.contains("versioning") => "GetBucketVersioning",
+        ("GET", false) => "ListObjects",
+        ("PUT", true) => "PutObject",
+        ("PUT", false) => "CreateBucket",
+        ("DELETE", true) => "DeleteObject",
+        ("DELETE", false) => "DeleteBucket",
+        ("POST", false) if query.contains("delete") => "DeleteObjects",
+        _ => "unknown",
+    };
+    name.to_string()
 }
 
 fn form_value(form: &str, key: &str) -> Option<String> {
