@@ -143,6 +143,31 @@ pub enum ExitStatus {
     Failed = 1,
     Usage = 2,
     CheckFailed = 3,
+    /// 128 + SIGINT, as a shell reports a process that Ctrl-C ended.
+    Interrupted = 130,
+}
+
+/// Ctrl-C or SIGTERM: the command stops where it is, as after a crash (the state records what
+/// was made), but first lets go of its lock, which in S3 would otherwise outlive it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "interrupted by {0}: the state records what was made so far; run the command again to go on"
+)]
+pub struct Interrupted(&'static str);
+
+async fn interruption() -> Interrupted {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Interrupted("Ctrl-C"),
+                _ = term.recv() => Interrupted("SIGTERM"),
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    Interrupted("Ctrl-C")
 }
 
 impl ExitStatus {
@@ -151,6 +176,8 @@ impl ExitStatus {
             Self::Usage
         } else if e.downcast_ref::<verify::ChecksFailed>().is_some() {
             Self::CheckFailed
+        } else if e.downcast_ref::<Interrupted>().is_some() {
+            Self::Interrupted
         } else {
             Self::Failed
         }
@@ -171,7 +198,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Arc::new(Output::new(cli.global.output, cli.global.quiet)),
         cli.command.name(),
     );
-    let result = dispatch(&cli.command, &env).await;
+    // Dropping the command's future releases its lock (and ends its calls in flight).
+    let result = tokio::select! {
+        result = dispatch(&cli.command, &env) => result,
+        stop = interruption() => Err(stop.into()),
+    };
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
     if let Some(e) = &error {
         eprintln!("error: {e}");

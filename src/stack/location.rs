@@ -34,6 +34,16 @@ impl fmt::Display for S3Object {
     }
 }
 
+impl StateLocation {
+    /// "state file PATH" or "state s3://BUCKET/KEY", for messages.
+    pub fn described(&self) -> String {
+        match self {
+            Self::Local(path) => format!("state file {}", path.display()),
+            Self::S3(object) => format!("state {object}"),
+        }
+    }
+}
+
 impl fmt::Display for StateLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

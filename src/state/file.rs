@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::records::{State, FORMAT_VERSION};
+use crate::stack::StateLocation;
 
 pub(super) fn read_state(path: &Path) -> Result<Option<State>> {
     let text = match fs::read_to_string(path) {
@@ -17,35 +18,31 @@ pub(super) fn read_state(path: &Path) -> Result<Option<State>> {
     };
     parse_state(
         &text,
-        &path.display(),
+        &StateLocation::Local(path.to_owned()).described(),
         &backup_path(path).display().to_string(),
     )
     .map(Some)
 }
 
-/// The state document in `text`, read from `location` (whose previous copy is at `backup`),
-/// refusing what this version cannot read.
-pub(super) fn parse_state(
-    text: &str,
-    location: &dyn std::fmt::Display,
-    backup: &str,
-) -> Result<State> {
+/// The state document in `text`, read from `what` ("state file PATH", "state s3://…") whose
+/// previous copy is at `backup`, refusing what this version cannot read.
+pub(super) fn parse_state(text: &str, what: &str, backup: &str) -> Result<State> {
     let value: serde_json::Value = serde_json::from_str(text).with_context(|| {
         format!(
-            "the state {location} is not valid JSON; it was left untouched (restore {backup} \
+            "the {what} is not valid JSON; it was left untouched (restore {backup} \
              or move it away)"
         )
     })?;
     let version = value.get("format_version").and_then(|v| v.as_u64());
     if version != Some(u64::from(FORMAT_VERSION)) {
         bail!(
-            "the state {location} has format version {}, this l5d-ecs reads version \
+            "the {what} has format version {}, this l5d-ecs reads version \
              {FORMAT_VERSION}; it was left untouched",
             version.map_or("(none)".to_owned(), |v| v.to_string())
         );
     }
     serde_json::from_value(value).with_context(|| {
-        format!("the state {location} does not have the expected shape; it was left untouched")
+        format!("the {what} does not have the expected shape; it was left untouched")
     })
 }
 

@@ -210,6 +210,10 @@ impl RemoteState {
                     }
                     Some("PreconditionFailed" | "NoSuchKey") => {
                         let now = get(&self.s3, &self.object).await?;
+                        // The SDK retried a write whose first try landed: it is ours.
+                        if let Some(mine) = now.as_ref().filter(|f| self.wrote(f, body)) {
+                            return Ok(mine.etag.clone());
+                        }
                         return Err(self.conflict(now));
                     }
                     _ => {
@@ -234,6 +238,10 @@ impl RemoteState {
     fn note_version(&self, version: Option<&str>) {
         let kept = version.is_some_and(|v| !v.is_empty() && v != "null");
         self.versioned.store(kept, Ordering::Relaxed);
+    }
+
+    fn wrote(&self, found: &Found, body: &[u8]) -> bool {
+        found.body == body && found.writer.as_deref() == Some(self.holder.to_string().as_str())
     }
 
     fn conflict(&self, now: Option<Found>) -> anyhow::Error {
@@ -350,6 +358,14 @@ impl RemoteLock {
                     ) =>
                 {
                     if let Some(held) = read_lock(&s3, &object).await? {
+                        // The SDK retried a create whose first try landed: the lock is ours.
+                        if held.info.id == info.id {
+                            return Ok(Self {
+                                etag: held.etag,
+                                s3,
+                                object,
+                            });
+                        }
                         return Err(held_by(state, &held));
                     }
                 }
@@ -410,10 +426,11 @@ impl HeldLock {
         };
         let now = DateTime::from(SystemTime::now()).secs();
         let secs = u64::try_from(now - modified.secs()).unwrap_or(0);
-        format!(
-            "{} old",
-            crate::aws::format_duration(std::time::Duration::from_secs(secs))
-        )
+        match secs {
+            0..60 => format!("{secs}s old"),
+            60..3600 => format!("{}m{:02}s old", secs / 60, secs % 60),
+            _ => format!("{}h{:02}m old", secs / 3600, secs % 3600 / 60),
+        }
     }
 }
 

@@ -108,10 +108,12 @@ impl StateStore {
             Some(state) => {
                 if state.region != region || state.account_id != account_id {
                     return Err(crate::stack::usage(format!(
-                        "the state {} is for account {} in {}, but the current credentials \
-                         are for account {account_id} in {region}; use the matching --profile / \
+                        "the {} is for account {} in {}, but the current credentials are for \
+                         account {account_id} in {region}; use the matching --profile / \
                          --region, or another --state",
-                        self.location, state.account_id, state.region
+                        self.location.described(),
+                        state.account_id,
+                        state.region
                     )));
                 }
                 Ok(())
@@ -256,8 +258,8 @@ fn check_stack(location: &StateLocation, state: Option<&State>, stack: &StackNam
     if let Some(state) = state {
         if &state.stack != stack {
             bail!(
-                "the state {location} belongs to stack {:?}, not {:?}; pass --stack {} or \
-                 another --state",
+                "the {} belongs to stack {:?}, not {:?}; pass --stack {} or another --state",
+                location.described(),
                 state.stack.as_str(),
                 stack.as_str(),
                 state.stack
@@ -272,12 +274,8 @@ async fn read_remote(remote: &RemoteState, location: &StateLocation) -> Result<O
         Some(bytes) => {
             let text = String::from_utf8(bytes)
                 .with_context(|| format!("the state {location} is not UTF-8 text"))?;
-            parse_state(
-                &text,
-                location,
-                &remote.object().beside(".backup").to_string(),
-            )
-            .map(Some)
+            let backup = remote.object().beside(".backup").to_string();
+            parse_state(&text, &location.described(), &backup).map(Some)
         }
         None => Ok(None),
     }

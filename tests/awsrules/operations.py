@@ -100,6 +100,8 @@ SOURCE_OPERATIONS = {
     "ssm": ["GetParameter"],
     "sts": ["GetCallerIdentity"],
     "service-quotas": ["GetServiceQuota"],
+    # The state in S3 (--state s3://...): its bucket, the state, its lock and backup.
+    "s3": ["DeleteObject", "GetObject", "HeadBucket", "PutObject"],
 }
 
 # What tests/support/*.rs and tests/standins/*.py call beyond the above.
@@ -130,8 +132,9 @@ TOOL_OPERATIONS = _merge(SOURCE_OPERATIONS, SUPPORT_OPERATIONS)
 
 # The botocore services, and the names a client of each goes by: the fields of `Aws` in
 # src/aws.rs (`ctx.aws.quotas`, `self.ecs`, ...) and the usual boto3 variable names.
-SERVICES = ("ec2", "ecs", "iam", "autoscaling", "logs", "ssm", "sts", "service-quotas")
+SERVICES = ("ec2", "ecs", "iam", "autoscaling", "logs", "ssm", "sts", "service-quotas", "s3")
 CLIENT_NAMES = {
+    "s3": "s3",
     "ec2": "ec2",
     "ecs": "ecs",
     "iam": "iam",
@@ -154,6 +157,7 @@ CRATES = {
     "aws_sdk_cloudwatchlogs": "logs",
     "aws_sdk_ssm": "ssm",
     "aws_sdk_sts": "sts",
+    "aws_sdk_s3": "s3",
     "aws_sdk_servicequotas": "service-quotas",
 }
 

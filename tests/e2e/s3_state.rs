@@ -105,6 +105,19 @@ fn local_state(dir: &Path) -> std::path::PathBuf {
     dir.join(".l5d-ecs").join(format!("{DEFAULT_STACK}.json"))
 }
 
+/// `cli` with the state in S3.
+fn in_s3(cli: Cli) -> Cli {
+    cli.args(["--state", &state_url()])
+}
+
+/// An `up` through a proxy adding `min_ms`-`max_ms` to each call, with the state in S3.
+async fn slow_up(t: &TestEnv, seed: u64) -> (Proxy, Running) {
+    let slow = t.proxy().await;
+    slow.set_chaos(Chaos::latency_ms(seed, 100, 150));
+    let running = in_s3(t.cli_via(&slow).args(up_args())).spawn();
+    (slow, running)
+}
+
 /// The calls a refused run made beyond reading the state and the caller.
 fn beyond_the_state(proxy: &Proxy) -> Vec<String> {
     proxy
@@ -119,14 +132,7 @@ async fn two_directories_on_one_s3_state_are_one_stack_and_the_lock_names_its_ho
     let t = TestEnv::new().await;
     make_bucket(&t.aws).await;
     let b = other_dir();
-    let slow = t.proxy().await;
-    slow.set_chaos(Chaos::latency_ms(7, 100, 150));
-
-    let first = t
-        .cli_via(&slow)
-        .args(up_args())
-        .args(["--state", &state_url()])
-        .spawn();
+    let (_slow, first) = slow_up(&t, 7).await;
     let lock = wait_for_lock(&t.aws).await;
     // Once a state is written, status locks it too (before, it looks in the region instead).
     until("the first state write", || async {
@@ -198,13 +204,7 @@ async fn unlock_frees_the_lock_of_a_run_killed_with_9_and_up_then_finishes() {
     let t = TestEnv::new().await;
     make_bucket(&t.aws).await;
     let b = other_dir();
-    let slow = t.proxy().await;
-    slow.set_chaos(Chaos::latency_ms(11, 100, 150));
-    let running = t
-        .cli_via(&slow)
-        .args(up_args())
-        .args(["--state", &state_url()])
-        .spawn();
+    let (_slow, running) = slow_up(&t, 11).await;
     // Killed once it has written the state at least once: midway.
     until("the first state write", || async {
         object(&t.aws, KEY).await
@@ -218,9 +218,7 @@ async fn unlock_frees_the_lock_of_a_run_killed_with_9_and_up_then_finishes() {
         "a killed run cannot release its lock"
     );
 
-    let refused = Cli::new(b.path(), t.moto.url())
-        .args(up_args())
-        .args(["--state", &state_url()])
+    let refused = in_s3(Cli::new(b.path(), t.moto.url()).args(up_args()))
         .run()
         .await;
     assert_eq!(refused.code, Some(1), "{refused}");
@@ -244,9 +242,7 @@ async fn unlock_frees_the_lock_of_a_run_killed_with_9_and_up_then_finishes() {
         .assert_success();
     assert_eq!(object(&t.aws, &format!("{KEY}.lock")).await, None);
 
-    Cli::new(b.path(), t.moto.url())
-        .args(up_args())
-        .args(["--state", &state_url()])
+    in_s3(Cli::new(b.path(), t.moto.url()).args(up_args()))
         .run()
         .await
         .assert_success();
@@ -254,8 +250,7 @@ async fn unlock_frees_the_lock_of_a_run_killed_with_9_and_up_then_finishes() {
     assert!(inventory.missing(DEFAULT_STACK, 2).is_empty());
     let twice = inventory.duplicates(DEFAULT_STACK, 2);
     assert!(twice.is_empty(), "the kill and the up made {twice:?} twice");
-    t.cli()
-        .args(["down", "--yes", "--state", &state_url()])
+    in_s3(t.cli().args(["down", "--yes"]))
         .run()
         .await
         .assert_success();
@@ -264,15 +259,47 @@ async fn unlock_frees_the_lock_of_a_run_killed_with_9_and_up_then_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_racing_another_writer_is_refused_and_does_not_overwrite_it() {
+async fn ctrl_c_stops_a_run_and_releases_its_lock() {
     let t = TestEnv::new().await;
     make_bucket(&t.aws).await;
-    t.cli()
-        .args(up_args())
-        .args(["--state", &state_url()])
+    let (_slow, running) = slow_up(&t, 17).await;
+    until("the first state write", || async {
+        object(&t.aws, KEY).await
+    })
+    .await;
+    let pid = running.pid().expect("the run's pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let out = running.finish(CLI_TIMEOUT).await;
+    assert_eq!(out.code, Some(130), "{out}");
+    assert_eq!(
+        object(&t.aws, &format!("{KEY}.lock")).await,
+        None,
+        "the interrupted run left its lock\n{out}"
+    );
+    // What it made is in the state: the next up goes on from there, and down removes it all.
+    in_s3(t.cli().args(up_args())).run().await.assert_success();
+    assert!(t
+        .aws
+        .inventory()
+        .await
+        .duplicates(DEFAULT_STACK, 2)
+        .is_empty());
+    in_s3(t.cli().args(["down", "--yes"]))
         .run()
         .await
         .assert_success();
+    assert!(t.aws.inventory().await.orphans().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_racing_another_writer_is_refused_and_does_not_overwrite_it() {
+    let t = TestEnv::new().await;
+    make_bucket(&t.aws).await;
+    in_s3(t.cli().args(up_args())).run().await.assert_success();
 
     // A down whose calls are slow, and a writer that changes the state behind its back once
     // it is at work (it has read the state under its lock and sent its first delete).
@@ -319,8 +346,7 @@ async fn a_write_racing_another_writer_is_refused_and_does_not_overwrite_it() {
     assert_eq!(object(&t.aws, &format!("{KEY}.lock")).await, None);
 
     // From what is there now, down finishes the job.
-    t.cli()
-        .args(["down", "--yes", "--state", &state_url()])
+    in_s3(t.cli().args(["down", "--yes"]))
         .run()
         .await
         .assert_success();
