@@ -80,6 +80,7 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     let full = policy_json(dir.path(), &moto, None).await;
     let less = policy_json(dir.path(), &moto, Some("ecs:CreateCluster")).await;
+    let no_put = policy_json(dir.path(), &moto, Some("s3:PutObject")).await;
     // Seven calls, the last ones moto lets through unchecked.
     anyone
         .s3
@@ -168,6 +169,19 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
     assert!(
         up.stderr.contains("ecs:CreateCluster"),
         "the error names the missing action\n{up}"
+    );
+    // moto checks S3 calls too: without s3:PutObject the lock cannot be taken, and nothing
+    // else is done.
+    let no_put = user_with(&admin_aws, "l5d-no-put", &no_put).await;
+    let refused = as_user(dir.path(), &moto, &no_put)
+        .env("L5D_ECS_STATE", state.as_str())
+        .args(["up", "--allow-cidr", ALLOW_CIDR, "--no-wait"])
+        .run()
+        .await;
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(
+        refused.stderr.contains("s3:PutObject") && refused.stderr.contains("AccessDenied"),
+        "the error names the S3 action refused\n{refused}"
     );
     as_user(dir.path(), &moto, &admin)
         .args(["down", "--yes"])
