@@ -4,7 +4,7 @@
 //! 1. vocabulary: `stack`, `ids`, `kinds`, `options`, `templates`, `clock`;
 //! 2. AWS and state: `aws`, `state`, `output`, `checkip`;
 //! 3. resources: `context`, `resources` (one file per resource, `resources::ORDER`), `nodes`,
-//!    `tasks`;
+//!    `tasks`, `costs`;
 //! 4. commands: `cli` (what can be typed), `commands` (one module per command).
 
 pub mod aws;
@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod context;
+pub mod costs;
 pub mod ids;
 pub mod kinds;
 pub mod nodes;

@@ -98,6 +98,30 @@ impl Aws {
         })
     }
 
+    /// EC2 and Auto Scaling clients for another region (`list --all-regions`).
+    pub fn ec2_and_autoscaling_in(
+        &self,
+        region: &str,
+    ) -> (aws_sdk_ec2::Client, aws_sdk_autoscaling::Client) {
+        let region = Region::new(region.to_owned());
+        (
+            aws_sdk_ec2::Client::from_conf(
+                self.ec2
+                    .config()
+                    .to_builder()
+                    .region(region.clone())
+                    .build(),
+            ),
+            aws_sdk_autoscaling::Client::from_conf(
+                self.autoscaling
+                    .config()
+                    .to_builder()
+                    .region(region)
+                    .build(),
+            ),
+        )
+    }
+
     /// The S3 client for a bucket in another region than the stack's.
     pub fn s3_in(&self, region: &str) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(

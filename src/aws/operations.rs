@@ -115,7 +115,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("ec2:DescribeImages", CHECK, Any),
     op("ec2:DescribeLaunchTemplates", READ, Any),
     op("ec2:DescribeLaunchTemplateVersions", READ, Any),
-    op("ec2:DescribeTags", READ, Any),
+    // `list --all-regions`: the regions the account has enabled.
+    op("ec2:DescribeRegions", READ, Any),
     op_implying(
         "ec2:CreateSecurityGroup",
         MAKE,

@@ -348,6 +348,10 @@ pub struct ListArgs {
     /// Also list the stacks found by their l5d-ecs:stack tag in the region
     #[arg(long)]
     pub discover: bool,
+    /// Search every region the account has enabled for stacks by their tag, with their
+    /// running instances, vCPUs and instance-hours
+    #[arg(long, conflicts_with = "discover")]
+    pub all_regions: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -5,14 +5,16 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::Env;
 use crate::aws::{ec2_filter, AwsResultExt};
 use crate::cli::ListArgs;
-use crate::context::Ctx;
+use crate::costs::{self, Burn};
 use crate::kinds::{Action, ResourceKind};
+use crate::output::table;
 use crate::stack::StateLocation;
 use crate::stack::{StackName, STACK_TAG};
 use crate::state::{State, StateStore};
@@ -40,9 +42,11 @@ pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
         // One object holds one stack's state: the one --state names.
         StateLocation::S3(object) => vec![(object.to_string(), env.recorded().await)],
     };
+    let mut known_where = Vec::new();
     for (at, state) in states {
         match state {
             Ok(Some(state)) => {
+                known_where.push((state.stack.to_string(), state.region.clone(), at.clone()));
                 let count = crate::resources::inventory(&state.stack, &state.resources).len();
                 out.record(
                     ResourceKind::Stack,
@@ -59,11 +63,14 @@ pub async fn run(args: &ListArgs, env: &Env) -> Result<()> {
             Err(e) => out.warn(format!("{at}: {e:#}")),
         }
     }
+    if args.all_regions {
+        return all_regions(env, &known_where).await;
+    }
     if !known.is_empty() && !args.discover {
         return Ok(());
     }
     let ctx = env.connect_reading().await?;
-    let stacks = stacks_in_region(&ctx).await?;
+    let stacks = stacks_in_region(&ctx.aws.ec2, &ctx.aws.autoscaling).await?;
     if args.discover {
         for stack in stacks.iter().filter(|s| !known.contains(s)) {
             out.record(
@@ -136,25 +143,28 @@ fn state_files(dir: &Path) -> Vec<(PathBuf, StackName)> {
         .collect()
 }
 
-/// Stack names that carry the `l5d-ecs:stack` tag on EC2 resources or ASGs in the region.
-async fn stacks_in_region(ctx: &Ctx) -> Result<BTreeSet<String>> {
-    let mut stacks = BTreeSet::new();
-    let ec2 = ctx
-        .aws
-        .ec2
-        .describe_tags()
-        .filters(ec2_filter("key", &[STACK_TAG]))
+/// Stack names that carry the `l5d-ecs:stack` tag on a security group, a launch template or an
+/// ASG in the region of these clients: each asked for what exists (DescribeTags can still
+/// answer with the tags of what was deleted). Instances are left to [`costs::by_stack`], which
+/// sees only those running.
+async fn stacks_in_region(
+    ec2: &aws_sdk_ec2::Client,
+    autoscaling: &aws_sdk_autoscaling::Client,
+) -> Result<BTreeSet<String>> {
+    let tagged = || ec2_filter("tag-key", &[STACK_TAG]);
+    let groups = ec2
+        .describe_security_groups()
+        .filters(tagged())
+        .into_paginator()
         .send()
-        .await
-        .aws("listing EC2 resources tagged l5d-ecs:stack")?;
-    stacks.extend(
-        ec2.tags()
-            .iter()
-            .filter_map(|t| t.value().map(str::to_owned)),
-    );
-    let asg = ctx
-        .aws
-        .autoscaling
+        .try_collect();
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(tagged())
+        .into_paginator()
+        .send()
+        .try_collect();
+    let asg_pages = autoscaling
         .describe_tags()
         .filters(
             aws_sdk_autoscaling::types::Filter::builder()
@@ -162,13 +172,160 @@ async fn stacks_in_region(ctx: &Ctx) -> Result<BTreeSet<String>> {
                 .values(STACK_TAG)
                 .build(),
         )
+        .into_paginator()
+        .send()
+        .try_collect();
+    let (groups, templates, asg_pages) = futures::join!(groups, templates, asg_pages);
+    let value = |tags: &[aws_sdk_ec2::types::Tag]| {
+        tags.iter()
+            .find(|t| t.key() == Some(STACK_TAG))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    let mut stacks = BTreeSet::new();
+    for page in groups.aws("listing the security groups tagged l5d-ecs:stack")? {
+        stacks.extend(
+            page.security_groups()
+                .iter()
+                .filter_map(|g| value(g.tags())),
+        );
+    }
+    for page in templates.aws("listing the launch templates tagged l5d-ecs:stack")? {
+        stacks.extend(
+            page.launch_templates()
+                .iter()
+                .filter_map(|t| value(t.tags())),
+        );
+    }
+    for page in asg_pages.aws("listing auto scaling groups tagged l5d-ecs:stack")? {
+        stacks.extend(
+            page.tags()
+                .iter()
+                .filter_map(|t| t.value().map(str::to_owned)),
+        );
+    }
+    Ok(stacks)
+}
+
+/// Regions searched at once by `list --all-regions`: enough to finish in a few round trips,
+/// few enough to stay far below the account's EC2 request rate.
+const REGIONS_AT_ONCE: usize = 8;
+
+/// One stack found by `list --all-regions`.
+#[derive(Debug, Serialize)]
+struct FoundStack {
+    stack: String,
+    region: String,
+    #[serde(flatten)]
+    running: Burn,
+    /// The local state file that records it, if one here does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct AllRegions {
+    regions: Vec<String>,
+    stacks: Vec<FoundStack>,
+}
+
+impl fmt::Display for AllRegions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stacks.is_empty() {
+            return writeln!(
+                f,
+                "no l5d-ecs stack in any of the {} enabled regions",
+                self.regions.len()
+            );
+        }
+        let mut rows = vec![[
+            "stack",
+            "region",
+            "instances",
+            "vCPUs",
+            "inst-hours",
+            "state file",
+        ]
+        .map(str::to_owned)
+        .to_vec()];
+        for s in &self.stacks {
+            rows.push(vec![
+                s.stack.clone(),
+                s.region.clone(),
+                s.running.instances.to_string(),
+                s.running.vcpus.to_string(),
+                format!("{:.1}", s.running.instance_hours),
+                s.state_file
+                    .clone()
+                    .unwrap_or_else(|| "none here".to_owned()),
+            ]);
+        }
+        for line in table::lines(&rows, &[usize::MAX; 6]) {
+            writeln!(f, "{line}")?;
+        }
+        writeln!(
+            f,
+            "{} stack(s) in {} enabled region(s) searched; `l5d-ecs down --discover --stack S \
+             --region R` removes one",
+            self.stacks.len(),
+            self.regions.len()
+        )
+    }
+}
+
+/// Every region the account has enabled, searched at once (a few at a time) for this tool's
+/// stacks by their tag, with what each burns and whether a state file here knows it.
+async fn all_regions(env: &Env, known: &[(String, String, String)]) -> Result<()> {
+    let ctx = env.connect_reading().await?;
+    let regions: Vec<String> = ctx
+        .aws
+        .ec2
+        .describe_regions()
         .send()
         .await
-        .aws("listing auto scaling groups tagged l5d-ecs:stack")?;
-    stacks.extend(
-        asg.tags()
-            .iter()
-            .filter_map(|t| t.value().map(str::to_owned)),
-    );
-    Ok(stacks)
+        .aws("listing the account's enabled regions (ec2:DescribeRegions)")?
+        .regions()
+        .iter()
+        .filter_map(|r| r.region_name().map(str::to_owned))
+        .collect();
+    let searches = regions.iter().map(|region| {
+        let (ec2, autoscaling) = ctx.aws.ec2_and_autoscaling_in(region);
+        async move {
+            let (stacks, burning) = futures::join!(
+                stacks_in_region(&ec2, &autoscaling),
+                costs::by_stack(&ec2, None)
+            );
+            let context = || format!("searching {region}");
+            let (mut stacks, mut burning) = (
+                stacks.with_context(context)?,
+                burning.with_context(context)?,
+            );
+            stacks.extend(burning.keys().cloned());
+            Ok::<_, anyhow::Error>(
+                stacks
+                    .into_iter()
+                    .map(|stack| FoundStack {
+                        running: burning.remove(&stack).unwrap_or_default(),
+                        state_file: known
+                            .iter()
+                            .find(|(s, r, _)| s == &stack && r == region)
+                            .map(|(_, _, at)| at.clone()),
+                        region: region.clone(),
+                        stack,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    });
+    let found: Vec<Vec<FoundStack>> = futures::stream::iter(searches)
+        .buffer_unordered(REGIONS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let mut stacks: Vec<FoundStack> = found.into_iter().flatten().collect();
+    stacks.sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
+    let mut regions = regions;
+    regions.sort();
+    env.out
+        .section("all_regions", &AllRegions { regions, stacks });
+    Ok(())
 }

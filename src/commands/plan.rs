@@ -1,5 +1,5 @@
 //! `plan` (and `up --dry-run`): what `up` would do to each resource, from the same look-ups
-//! `up` makes, and no other call.
+//! `up` makes, and what the stack's instances burn now.
 
 use std::fmt;
 
@@ -10,6 +10,7 @@ use super::Env;
 use crate::aws::AwsResultExt;
 use crate::cli::UpArgs;
 use crate::context::Ctx;
+use crate::costs::{self, Burn};
 use crate::kinds::Action;
 use crate::resources::{Plan, ORDER};
 
@@ -24,6 +25,8 @@ pub struct PlanSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcpus_at_most: Option<i32>,
     pub changes: usize,
+    /// What runs now, and has run so far.
+    pub running: Burn,
 }
 
 impl fmt::Display for PlanSummary {
@@ -35,7 +38,8 @@ impl fmt::Display for PlanSummary {
             f,
             "{} change(s). At most {} {} instance(s) (consul server + --max nodes): {vcpus} vCPUs.",
             self.changes, self.instances_at_most, self.instance_type
-        )
+        )?;
+        writeln!(f, "Now: {}.", self.running)
     }
 }
 
@@ -47,11 +51,13 @@ pub async fn run(args: &UpArgs, env: &Env) -> Result<()> {
         .iter()
         .filter(|e| e.resource.made_by_up())
         .map(|e| e.resource.plan(&cx, &s, &plan));
-    let (results, vcpus) = futures::join!(
+    let (results, vcpus, burning) = futures::join!(
         futures::future::join_all(plans),
-        vcpus(&cx, &s.instance.instance_type)
+        vcpus(&cx, &s.instance.instance_type),
+        costs::by_stack(&cx.aws.ec2, Some(cx.stack.as_str()))
     );
     results.into_iter().collect::<Result<Vec<()>>>()?;
+    let running = burning?.remove(cx.stack.as_str()).unwrap_or_default();
     let rows = plan.into_rows();
     let changes = rows.iter().filter(|r| r.action != Action::Keep).count();
     for r in rows {
@@ -70,6 +76,7 @@ pub async fn run(args: &UpArgs, env: &Env) -> Result<()> {
             instances_at_most: instances,
             vcpus_at_most: vcpus_per_instance.map(|v| v * instances as i32),
             changes,
+            running,
         },
     );
     Ok(())

@@ -15,6 +15,7 @@ use super::Env;
 use crate::aws::AwsResultExt;
 use crate::cli::StatusArgs;
 use crate::context::Ctx;
+use crate::costs::{self, Burn};
 use crate::kinds::{Action, Address, ResourceStatus};
 use crate::nodes::{self, task_id};
 use crate::output::table;
@@ -24,6 +25,8 @@ use crate::tasks;
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub state_file: String,
+    /// What the stack's instances burn: how many run, their vCPUs, the instance-hours so far.
+    pub running: Burn,
     pub resources: Vec<ResourceStatus>,
     pub nodes: Vec<NodeStatus>,
     /// Tasks of the stack that stopped in the last hour or so, and why.
@@ -62,6 +65,7 @@ pub struct NodeStatus {
 impl fmt::Display for StatusReport {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(out, "state file: {}", self.state_file)?;
+        writeln!(out, "running: {}", self.running)?;
         // Ids as people read them, and cut to fit: `--output json` has them whole.
         let rows: Vec<Vec<String>> = self
             .resources
@@ -138,7 +142,11 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
 /// The live state of the stack.
 pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
     let r = ctx.state.resources();
-    let lines: Vec<ResourceStatus> = resources::status(ctx, &r).await;
+    let (lines, burning) = futures::join!(
+        resources::status(ctx, &r),
+        costs::by_stack(&ctx.aws.ec2, Some(ctx.stack.as_str()))
+    );
+    let running = burning?.remove(ctx.stack.as_str()).unwrap_or_default();
 
     let mut node_list = Vec::new();
     let mut stopped_list = Vec::new();
@@ -256,6 +264,7 @@ pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
     }
     Ok(StatusReport {
         state_file: ctx.state.location().to_string(),
+        running,
         resources: lines,
         nodes: node_list,
         stopped_tasks: stopped_list,

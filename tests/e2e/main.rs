@@ -10,6 +10,7 @@ mod drift_support;
 mod mesh_support;
 mod support;
 
+mod costs;
 mod doctor;
 mod harness;
 mod iam_policy;
