@@ -203,6 +203,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         result = dispatch(&cli.command, &env) => result,
         stop = interruption() => Err(stop.into()),
     };
+    // The command's lock is released by now; a lock left in S3 would refuse every next run.
+    let unreleased = crate::state::remote::unreleased_locks();
+    let result = match (result, unreleased.is_empty()) {
+        (result, true) => result,
+        (Ok(()), false) => Err(anyhow::anyhow!("{}", unreleased.join("\n"))),
+        (Err(e), false) => Err(e.context(unreleased.join("\n"))),
+    };
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
     if let Some(e) = &error {
         eprintln!("error: {e}");

@@ -70,40 +70,42 @@ pub struct RemoteState {
 }
 
 impl RemoteState {
-    /// Checks that the bucket exists and may be used (s3:ListBucket, which GetObject also
-    /// needs to tell a missing state from a refusal), following it to its own region.
+    /// Checks that the bucket exists and may be listed (s3:ListBucket, which GetObject also
+    /// needs to tell a missing state from a refusal), following it to its own region. One
+    /// ListObjectsV2 of the state's own key: an action every IAM and every emulator knows.
     pub async fn connect(aws: &Aws, object: S3Object, holder: Holder) -> Result<Self> {
+        let look = |s3: aws_sdk_s3::Client| {
+            let (bucket, key) = (object.bucket.clone(), object.key.clone());
+            async move {
+                s3.list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(key)
+                    .max_keys(1)
+                    .send()
+                    .await
+            }
+        };
         let mut s3 = aws.s3.clone();
-        let head = |s3: aws_sdk_s3::Client| {
-            let bucket = object.bucket.clone();
-            async move { s3.head_bucket().bucket(bucket).send().await }
-        };
-        let mut answer = head(s3.clone()).await;
-        let elsewhere = match &answer {
-            Ok(out) => out.bucket_region().map(str::to_owned),
-            Err(e) => bucket_region(e),
-        };
-        if let Some(region) =
-            elsewhere.filter(|r| Some(r.as_str()) != aws.s3.config().region().map(|r| r.as_ref()))
-        {
+        let mut answer = look(s3.clone()).await;
+        if let Some(region) = answer.as_ref().err().and_then(bucket_region) {
             s3 = aws.s3_in(&region);
-            answer = head(s3.clone()).await;
+            answer = look(s3.clone()).await;
         }
         if let Err(e) = answer {
             let bucket = &object.bucket;
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            return Err(match status {
-                Some(404) => usage(format!(
+            return Err(match error_code(&e) {
+                Some("NoSuchBucket") => usage(format!(
                     "the state's bucket {bucket:?} does not exist (state {object}): create it \
                      (`aws s3 mb s3://{bucket}`; with versioning on, S3 keeps every copy), or \
                      pass another --state"
                 )),
-                Some(403) => usage(format!(
+                Some("AccessDenied" | "AllAccessDisabled") => usage(format!(
                     "no access to the state's bucket {bucket:?} (state {object}): the \
                      credentials need s3:ListBucket on it and s3:GetObject, s3:PutObject, \
                      s3:DeleteObject on {bucket}/{}*; `l5d-ecs iam-policy --state {object}` \
-                     prints them",
-                    object.key
+                     prints them. AWS said: {}",
+                    object.key,
+                    describe_error(&e)
                 )),
                 _ => anyhow!(
                     "checking the state's bucket {bucket:?} (s3:ListBucket): {}",
@@ -405,11 +407,20 @@ impl Drop for RemoteLock {
             Ok(Err(why)) => why,
             Err(_) => "the release panicked".to_owned(),
         };
-        eprintln!(
-            "warning: could not release the lock {}: {refusal}; `l5d-ecs unlock` releases it",
+        lock(&UNRELEASED).push(format!(
+            "could not release the lock {} (s3:DeleteObject): {refusal}; until it goes every run refuses: \
+             `l5d-ecs unlock` (with the id that refusal names) releases it",
             self.object
-        );
+        ));
     }
+}
+
+/// Locks that could not be released as they were dropped: the command fails with them.
+static UNRELEASED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// What could not be released since the last look (for the command's exit status).
+pub fn unreleased_locks() -> Vec<String> {
+    std::mem::take(&mut *lock(&UNRELEASED))
 }
 
 /// A lock found, with its ETag and age.

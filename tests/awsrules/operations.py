@@ -101,7 +101,7 @@ SOURCE_OPERATIONS = {
     "sts": ["GetCallerIdentity"],
     "service-quotas": ["GetServiceQuota"],
     # The state in S3 (--state s3://...): its bucket, the state, its lock and backup.
-    "s3": ["DeleteObject", "GetObject", "HeadBucket", "PutObject"],
+    "s3": ["DeleteObject", "GetObject", "ListObjectsV2", "PutObject"],
 }
 
 # What tests/support/*.rs and tests/standins/*.py call beyond the above.

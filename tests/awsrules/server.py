@@ -69,12 +69,6 @@ def _aws_request_over_the_signed_body(self):
 
 access_control.IAMRequestBase._create_aws_request = _aws_request_over_the_signed_body
 
-# AWS grants HeadBucket by s3:ListBucket (there is no s3:HeadBucket action); moto checks
-# a HEAD on a bucket against "s3:HeadBucket", which no real policy grants.
-from moto.s3 import responses as s3_responses  # noqa: E402
-
-s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
-
 
 class Ledger:
     """Violations and events, shared by the server's threads."""

@@ -81,6 +81,7 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
     let full = policy_json(dir.path(), &moto, None).await;
     let less = policy_json(dir.path(), &moto, Some("ecs:CreateCluster")).await;
     let no_put = policy_json(dir.path(), &moto, Some("s3:PutObject")).await;
+    let no_delete = policy_json(dir.path(), &moto, Some("s3:DeleteObject")).await;
     // Seven calls, the last ones moto lets through unchecked.
     anyone
         .s3
@@ -183,6 +184,40 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
         refused.stderr.contains("s3:PutObject") && refused.stderr.contains("AccessDenied"),
         "the error names the S3 action refused\n{refused}"
     );
+    // Without s3:DeleteObject the run cannot let go of its lock: it fails saying so, and the
+    // admin releases the lock by its id.
+    let no_delete = user_with(&admin_aws, "l5d-no-delete", &no_delete).await;
+    let stuck = as_user(dir.path(), &moto, &no_delete)
+        .env("L5D_ECS_STATE", state.as_str())
+        .args(["up", "--allow-cidr", ALLOW_CIDR, "--no-wait"])
+        .run()
+        .await;
+    assert_eq!(stuck.code, Some(1), "{stuck}");
+    assert!(
+        stuck.stderr.contains("s3:DeleteObject") && stuck.stderr.contains("could not release"),
+        "the error names the S3 action refused\n{stuck}"
+    );
+    let lock = admin_aws
+        .s3
+        .get_object()
+        .bucket(STATE_BUCKET)
+        .key(format!("{DEFAULT_STACK}.json.lock"))
+        .send()
+        .await
+        .expect("the lock is still there");
+    let lock: serde_json::Value =
+        serde_json::from_slice(&lock.body.collect().await.unwrap().into_bytes()).unwrap();
+    for args in [
+        vec!["unlock", lock["id"].as_str().unwrap()],
+        vec!["down", "--yes"],
+    ] {
+        as_user(dir.path(), &moto, &admin)
+            .env("L5D_ECS_STATE", state.as_str())
+            .args(args)
+            .run()
+            .await
+            .assert_success();
+    }
     as_user(dir.path(), &moto, &admin)
         .args(["down", "--yes"])
         .run()
