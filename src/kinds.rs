@@ -22,6 +22,9 @@ pub enum ResourceKind {
     DaemonService,
     ContainerInstances,
     LogGroup,
+    ScheduledAction,
+    Schedule,
+    SchedulerRole,
     Task,
     Stack,
 }

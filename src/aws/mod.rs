@@ -37,6 +37,8 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub quotas: aws_sdk_servicequotas::Client,
+    /// The consul server's schedule of `up --expires-in`.
+    pub scheduler: aws_sdk_scheduler::Client,
     /// The state's bucket, when the state is in S3 (`--state s3://…`).
     pub s3: aws_sdk_s3::Client,
 }
@@ -86,6 +88,7 @@ impl Aws {
             sts: client!(aws_sdk_sts),
             logs: client!(aws_sdk_cloudwatchlogs),
             quotas: client!(aws_sdk_servicequotas),
+            scheduler: client!(aws_sdk_scheduler),
             // A custom endpoint (an emulator, a VPC endpoint by IP) has no bucket subdomains.
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)

@@ -41,6 +41,8 @@ pub enum Scope {
     InstanceProfile,
     EcsServiceLinkedRole,
     AmiParameter,
+    /// The consul server's schedule of `up --expires-in`.
+    Schedule,
     /// The bucket of an S3 state.
     StateBucket,
     /// An S3 state's object and those beside it (`.lock`, `.backup`).
@@ -201,9 +203,9 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("iam:AddRoleToInstanceProfile", MAKE, InstanceProfile),
     op("iam:CreateServiceLinkedRole", MAKE, EcsServiceLinkedRole),
-    op("iam:DeleteRolePolicy", REMOVE, Role),
+    op("iam:DeleteRolePolicy", MAKE_REMOVE, Role),
     op("iam:DetachRolePolicy", REMOVE, Role),
-    op("iam:DeleteRole", REMOVE, Role),
+    op("iam:DeleteRole", MAKE_REMOVE, Role),
     op("iam:RemoveRoleFromInstanceProfile", REMOVE, InstanceProfile),
     op("iam:DeleteInstanceProfile", REMOVE, InstanceProfile),
     op("iam:SimulatePrincipalPolicy", CHECK, Any),
@@ -243,6 +245,33 @@ pub const OPERATIONS: &[Operation] = &[
         REMOVE,
         AutoScalingGroup,
     ),
+    // `up --expires-in`: the ASG to 0/0/0 at the deadline...
+    op(
+        "autoscaling:PutScheduledUpdateGroupAction",
+        MAKE,
+        AutoScalingGroup,
+    ),
+    op("autoscaling:DescribeScheduledActions", READ, Any),
+    op(
+        "autoscaling:DeleteScheduledAction",
+        MAKE_REMOVE,
+        AutoScalingGroup,
+    ),
+    // ... and the consul server terminated by an EventBridge Scheduler schedule.
+    op("scheduler:GetSchedule", READ, Schedule),
+    op_implying(
+        "scheduler:CreateSchedule",
+        MAKE,
+        Schedule,
+        &[("iam:PassRole", Role)],
+    ),
+    op_implying(
+        "scheduler:UpdateSchedule",
+        MAKE,
+        Schedule,
+        &[("iam:PassRole", Role)],
+    ),
+    op("scheduler:DeleteSchedule", MAKE_REMOVE, Schedule),
     // CloudWatch Logs
     op("logs:DescribeLogGroups", READ, Any),
     op_implying(
@@ -289,6 +318,7 @@ pub fn iam_prefix(sdk_service: &str) -> Option<&'static str> {
         "CloudWatch Logs" => "logs",
         "Service Quotas" => "servicequotas",
         "S3" => "s3",
+        "Scheduler" => "scheduler",
         _ => return None,
     })
 }
@@ -368,7 +398,14 @@ impl Target<'_> {
             LaunchConfiguration => vec![format!(
                 "arn:{p}:autoscaling:{r}:*:launchConfiguration:*:launchConfigurationName/{s}-lc"
             )],
-            Role => vec![format!("arn:{p}:iam::*:role/{role}")],
+            // The instance role, and the role of the consul server's expiry schedule.
+            Role => vec![
+                format!("arn:{p}:iam::*:role/{role}"),
+                format!("arn:{p}:iam::*:role/{s}-expiry"),
+            ],
+            Schedule => vec![format!(
+                "arn:{p}:scheduler:{r}:*:schedule/default/{s}-consul-expiry"
+            )],
             InstanceProfile => vec![format!("arn:{p}:iam::*:instance-profile/{role}")],
             EcsServiceLinkedRole => vec![format!(
                 "arn:{p}:iam::*:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
@@ -467,7 +504,8 @@ mod tests {
                         "sts",
                         "logs",
                         "servicequotas",
-                        "s3"
+                        "s3",
+                        "scheduler"
                     ]
                     .contains(&service),
                     "{a}"
@@ -509,7 +547,14 @@ mod tests {
             "arn:aws:autoscaling:us-east-1:*:launchConfiguration:*:\
              launchConfigurationName/l5d-demo-lc"
         );
-        assert_eq!(arn(Role), "arn:aws:iam::*:role/ecsInstanceRole");
+        assert_eq!(
+            arn(Role),
+            "arn:aws:iam::*:role/ecsInstanceRole arn:aws:iam::*:role/l5d-demo-expiry"
+        );
+        assert_eq!(
+            arn(Schedule),
+            "arn:aws:scheduler:us-east-1:*:schedule/default/l5d-demo-consul-expiry"
+        );
         assert_eq!(
             arn(InstanceProfile),
             "arn:aws:iam::*:instance-profile/ecsInstanceRole"
@@ -542,6 +587,7 @@ mod tests {
             LogGroup,
             Role,
             AmiParameter,
+            Schedule,
             StateBucket,
             StateObjects,
         ] {

@@ -25,6 +25,8 @@ pub const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 pub enum NotPropagated {
     InstanceProfile,
     EcsServiceLinkedRole,
+    /// EventBridge Scheduler and a role made moments ago for it.
+    SchedulerRole,
 }
 
 impl NotPropagated {
@@ -48,6 +50,13 @@ impl NotPropagated {
             {
                 Some(Self::EcsServiceLinkedRole)
             }
+            // CreateSchedule: "The execution role you provide must allow AWS EventBridge
+            // Scheduler to assume the role."
+            "ValidationException"
+                if lower.contains("execution role") && lower.contains("assume") =>
+            {
+                Some(Self::SchedulerRole)
+            }
             _ => None,
         }
     }
@@ -66,6 +75,7 @@ impl NotPropagated {
         match self {
             Self::InstanceProfile => "the new IAM instance profile is not visible to EC2 yet",
             Self::EcsServiceLinkedRole => "ECS cannot use its service-linked role yet",
+            Self::SchedulerRole => "EventBridge Scheduler cannot assume the new role yet",
         }
     }
 }

@@ -14,6 +14,7 @@ impl UpArgs {
             role: Some(&self.role),
             instance_role: None,
             launch_template: self.launch_template,
+            expires_in: self.expires_in,
         }
     }
 }

@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use crate::options::{
     AccessArgs, App, GlobalArgs, InstanceArgs, NetworkArgs, OutputFormat, RoleArgs, SizeArgs,
 };
-use crate::stack::{parse_duration, parse_s3_object, S3Object, Timeout};
+use crate::stack::{
+    parse_duration, parse_expires_in, parse_s3_object, ExpiresIn, S3Object, Timeout,
+};
 
 pub use help::{command, parse};
 
@@ -331,6 +333,11 @@ pub struct UpArgs {
     /// How long to wait for `--desired` container instances to be ACTIVE (e.g. 90s, 10m, 1h)
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub wait_timeout: Timeout,
+    /// Stop paying after this long (e.g. 8h): AWS itself then takes every instance of the
+    /// stack down, with no l5d-ecs running; `never` removes the deadline [default: what the
+    /// last `up` set]
+    #[arg(long, value_name = "DURATION|never", value_parser = parse_expires_in)]
+    pub expires_in: Option<ExpiresIn>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -207,6 +207,39 @@ async fn stacks_in_region(
     Ok(stacks)
 }
 
+/// Each stack's deadline in the region of `autoscaling`: the start of the scheduled action
+/// `<stack>-expiry` on `<stack>-asg` (`up --expires-in`).
+async fn deadlines(
+    autoscaling: &aws_sdk_autoscaling::Client,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let pages: Vec<_> = autoscaling
+        .describe_scheduled_actions()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .aws("listing the scheduled actions (autoscaling:DescribeScheduledActions)")?;
+    let mut found = std::collections::BTreeMap::new();
+    for a in pages
+        .iter()
+        .flat_map(|p| p.scheduled_update_group_actions())
+    {
+        let (Some(group), Some(name), Some(at)) = (
+            a.auto_scaling_group_name(),
+            a.scheduled_action_name(),
+            a.start_time(),
+        ) else {
+            continue;
+        };
+        if let Some(stack) = group.strip_suffix("-asg") {
+            if name == format!("{stack}-expiry") {
+                found.insert(stack.to_owned(), crate::clock::rfc3339(*at));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Regions searched at once by `list --all-regions`: enough to finish in a few round trips,
 /// few enough to stay far below the account's EC2 request rate.
 const REGIONS_AT_ONCE: usize = 8;
@@ -218,6 +251,9 @@ struct FoundStack {
     region: String,
     #[serde(flatten)]
     running: Burn,
+    /// When its instances are taken down (`up --expires-in`), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline: Option<String>,
     /// The local state file that records it, if one here does.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_file: Option<String>,
@@ -260,7 +296,7 @@ impl fmt::Display for AllRegions {
                     .unwrap_or_else(|| "none here".to_owned()),
             ]);
         }
-        for line in table::lines(&rows, &[usize::MAX; 6]) {
+        for line in table::lines(&rows, &[usize::MAX; 7]) {
             writeln!(f, "{line}")?;
         }
         writeln!(
@@ -291,14 +327,16 @@ async fn all_regions(env: &Env, known: &[(String, String, String)]) -> Result<()
     let searches = regions.iter().map(|region| {
         let (ec2, autoscaling) = ctx.aws.ec2_and_autoscaling_in(region);
         async move {
-            let (stacks, burning) = futures::join!(
+            let (stacks, burning, deadlines) = futures::join!(
                 stacks_in_region(&ec2, &autoscaling),
-                costs::by_stack(&ec2, None)
+                costs::by_stack(&ec2, None),
+                deadlines(&autoscaling)
             );
             let context = || format!("searching {region}");
-            let (mut stacks, mut burning) = (
+            let (mut stacks, mut burning, deadlines) = (
                 stacks.with_context(context)?,
                 burning.with_context(context)?,
+                deadlines.with_context(context)?,
             );
             stacks.extend(burning.keys().cloned());
             Ok::<_, anyhow::Error>(
@@ -306,6 +344,7 @@ async fn all_regions(env: &Env, known: &[(String, String, String)]) -> Result<()
                     .into_iter()
                     .map(|stack| FoundStack {
                         running: burning.remove(&stack).unwrap_or_default(),
+                        deadline: deadlines.get(&stack).cloned(),
                         state_file: known
                             .iter()
                             .find(|(s, r, _)| s == &stack && r == region)

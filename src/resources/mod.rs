@@ -14,6 +14,7 @@ pub mod asg;
 pub mod cluster;
 pub mod consul_server;
 pub mod daemons;
+pub mod expiry;
 pub mod launch_config;
 pub mod log_group;
 pub mod network;
@@ -70,6 +71,7 @@ pub const ORDER: &[Entry] = &[
         &daemons::Daemons,
         &[Name::Cluster, Name::RegisterTasks, Name::LogGroup],
     ),
+    Entry::new(&expiry::Expiry, &[Name::Asg, Name::ConsulServer]),
     Entry::new(&apps::Apps, &[Name::Cluster]),
 ];
 
@@ -91,6 +93,7 @@ pub enum Name {
     LaunchConfig,
     Asg,
     Daemons,
+    Expiry,
     Apps,
 }
 

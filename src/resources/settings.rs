@@ -7,8 +7,10 @@ use tokio::sync::OnceCell;
 
 use crate::context::Ctx;
 use crate::options::{AccessArgs, InstanceArgs, NetworkArgs, RoleArgs, SizeArgs};
-use crate::stack::{Cidr, Sizes};
+use crate::stack::{Cidr, ExpiresIn, Sizes};
 use crate::state::{InstanceSettings, State};
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
 
 pub struct Settings {
     pub network: NetworkArgs,
@@ -20,6 +22,9 @@ pub struct Settings {
     /// `--launch-template`: nodes from a launch template even where launch configurations
     /// are still offered.
     pub launch_template: bool,
+    /// When AWS takes the stack's instances down by itself (`--expires-in`, else what the last
+    /// `up` set); `None`: no deadline, or the last one passed.
+    pub deadline: Option<DateTime>,
     /// Looked up once, failure included: a second resource that asks gets the same error
     /// rather than a second try that fails the same way (and takes as long).
     ami: OnceCell<Result<String, String>>,
@@ -38,6 +43,7 @@ pub struct Flags<'a> {
     /// `--instance-role` of `down` and `status --discover`.
     pub instance_role: Option<&'a str>,
     pub launch_template: bool,
+    pub expires_in: Option<ExpiresIn>,
 }
 
 impl Settings {
@@ -61,6 +67,17 @@ impl Settings {
             .or(flags.instance_role.map(str::to_owned))
             .or(recorded_role)
             .unwrap_or_else(|| RoleArgs::DEFAULT_ROLE.to_owned());
+        let now = DateTime::from(std::time::SystemTime::now());
+        let deadline = match flags.expires_in {
+            Some(ExpiresIn::Never) => None,
+            Some(ExpiresIn::After(d)) => Some(DateTime::from_secs(
+                now.secs() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2),
+            )),
+            None => recorded
+                .and_then(|s| s.expires_at.as_deref())
+                .and_then(|t| DateTime::from_str(t, Format::DateTime).ok())
+                .filter(|t| t.secs() > now.secs()),
+        };
         Ok(Self {
             network: flags.network.cloned().unwrap_or_default(),
             allow_cidrs: flags
@@ -71,6 +88,7 @@ impl Settings {
             sizes,
             instance_role,
             launch_template: flags.launch_template,
+            deadline,
             ami: OnceCell::new(),
             cidrs: OnceCell::new(),
         })

@@ -78,6 +78,14 @@ impl StackName {
     pub fn node_tag(&self) -> String {
         format!("{}-ecs", self.0)
     }
+    /// The ASG's scheduled action, and the IAM role of the consul server's schedule.
+    pub fn expiry(&self) -> String {
+        format!("{}-expiry", self.0)
+    }
+    /// The EventBridge Scheduler schedule that terminates the consul server at the deadline.
+    pub fn consul_expiry(&self) -> String {
+        format!("{}-consul-expiry", self.0)
+    }
     pub fn role_policy(&self) -> String {
         format!("{}-policy", self.0)
     }
@@ -224,6 +232,34 @@ pub fn parse_duration(raw: &str) -> Result<Timeout, String> {
         ));
     }
     Ok(Timeout(Duration::from_secs(seconds)))
+}
+
+/// `up --expires-in`: a duration from now, or `never` to remove the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiresIn {
+    Never,
+    After(Duration),
+}
+
+/// The shortest and longest `--expires-in`: long enough for `up` to finish first, short
+/// enough that a forgotten deadline is still a deadline.
+pub const EXPIRES_IN_RANGE: (Duration, Duration) = (
+    Duration::from_secs(15 * 60),
+    Duration::from_secs(30 * 24 * 3600),
+);
+
+pub fn parse_expires_in(raw: &str) -> Result<ExpiresIn, String> {
+    if raw == "never" {
+        return Ok(ExpiresIn::Never);
+    }
+    let Timeout(d) = parse_duration(raw).map_err(|e| format!("{e}, or never"))?;
+    let (min, max) = EXPIRES_IN_RANGE;
+    if d < min || d > max {
+        return Err(format!(
+            "invalid --expires-in {raw:?}: from 15m to 720h (30 days), or never"
+        ));
+    }
+    Ok(ExpiresIn::After(d))
 }
 
 /// EC2 instance types look like `m4.xlarge`, `t3a.micro`, `m7i-flex.large`.

@@ -27,6 +27,9 @@ pub struct State {
     /// What the last `up` asked for, so that a later run without those flags keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceSettings>,
+    /// The deadline the last `up` set (`--expires-in`), RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// The instances' settings: from the flags, else the last `up`, else the defaults.
@@ -90,6 +93,9 @@ pub struct Resources {
     pub daemons: BTreeMap<String, ServiceRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_group: Option<LogGroupRecord>,
+    /// What takes the instances down at the deadline (`up --expires-in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<ExpiryRecord>,
     /// Tasks started by `deploy`, keyed by app (`hello-world`, `linkerd-viz`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub apps: BTreeMap<String, AppRecord>,
@@ -99,6 +105,20 @@ pub struct Resources {
     /// of its kind (after a `down`) gets a new token.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending_creates: BTreeMap<String, PendingCreate>,
+}
+
+/// The deadline and what AWS runs at it: a scheduled action setting the ASG to 0/0/0, and an
+/// EventBridge Scheduler schedule (with its role) that terminates the consul server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryRecord {
+    /// RFC 3339 UTC.
+    pub deadline: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// What a create call with an idempotency token makes.

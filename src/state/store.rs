@@ -128,6 +128,7 @@ impl StateStore {
                     account_id: account_id.to_owned(),
                     resources: Resources::default(),
                     instance: None,
+                    expires_at: None,
                 });
                 Ok(())
             }

@@ -86,8 +86,11 @@ SOURCE_OPERATIONS = {
         "DeleteLaunchConfiguration",
         "DescribeAccountLimits",
         "DescribeAutoScalingGroups",
+        "DeleteScheduledAction",
         "DescribeLaunchConfigurations",
+        "DescribeScheduledActions",
         "DescribeTags",
+        "PutScheduledUpdateGroupAction",
         "UpdateAutoScalingGroup",
     ],
     "logs": [
@@ -102,6 +105,8 @@ SOURCE_OPERATIONS = {
     "service-quotas": ["GetServiceQuota"],
     # The state in S3 (--state s3://...): its bucket, the state, its lock and backup.
     "s3": ["DeleteObject", "GetObject", "ListObjectsV2", "PutObject"],
+    # up --expires-in: the consul server's deadline.
+    "scheduler": ["CreateSchedule", "DeleteSchedule", "GetSchedule", "UpdateSchedule"],
 }
 
 # What tests/support/*.rs and tests/standins/*.py call beyond the above.
@@ -132,8 +137,11 @@ TOOL_OPERATIONS = _merge(SOURCE_OPERATIONS, SUPPORT_OPERATIONS)
 
 # The botocore services, and the names a client of each goes by: the fields of `Aws` in
 # src/aws.rs (`ctx.aws.quotas`, `self.ecs`, ...) and the usual boto3 variable names.
-SERVICES = ("ec2", "ecs", "iam", "autoscaling", "logs", "ssm", "sts", "service-quotas", "s3")
+SERVICES = (
+    "ec2", "ecs", "iam", "autoscaling", "logs", "ssm", "sts", "service-quotas", "s3", "scheduler"
+)
 CLIENT_NAMES = {
+    "scheduler": "scheduler",
     "s3": "s3",
     "ec2": "ec2",
     "ecs": "ecs",
@@ -158,6 +166,7 @@ CRATES = {
     "aws_sdk_ssm": "ssm",
     "aws_sdk_sts": "sts",
     "aws_sdk_s3": "s3",
+    "aws_sdk_scheduler": "scheduler",
     "aws_sdk_servicequotas": "service-quotas",
 }
 

@@ -44,9 +44,16 @@ async fn list_all_regions_finds_the_stacks_of_three_regions_with_what_they_run()
         ("demo-c", "ap-southeast-2"),
     ];
     for (stack, region) in stacks {
+        // One of them with a deadline, which the list shows.
+        let deadline: &[&str] = if stack == "demo-b" {
+            &["--expires-in", "2h"]
+        } else {
+            &[]
+        };
         t.cli()
             .args(["--stack", stack, "--region", region])
             .args(["up", "--allow-cidr", ALLOW_CIDR, "--no-wait"])
+            .args(deadline.iter().copied())
             .run()
             .await
             .assert_success();

@@ -12,6 +12,7 @@ mod support;
 
 mod costs;
 mod doctor;
+mod expiry;
 mod harness;
 mod iam_policy;
 mod input;
