@@ -576,3 +576,29 @@ async fn find_role(cx: &Ctx) -> Result<bool> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_counts_down_then_says_expired() {
+        let now = DateTime::from(SystemTime::now()).secs();
+        let at = |secs: i64| rfc3339(DateTime::from_secs(now + secs));
+        assert_eq!(time_left(&at(2 * 3600 + 5 * 60 + 30)), "in 2h05m");
+        assert!(
+            time_left(&at(90)).starts_with("in 1m"),
+            "{}",
+            time_left(&at(90))
+        );
+        assert_eq!(time_left(&at(-1)), "expired");
+        assert_eq!(time_left("not a time"), "at an unreadable time");
+    }
+
+    #[test]
+    fn the_schedule_is_a_one_time_at_expression_without_its_zone() {
+        let says = schedule_of("i-0123", DateTime::from_secs(1_796_200_000));
+        assert_eq!(says.expression, "at(2026-12-02T08:26:40)");
+        assert_eq!(says.input, r#"{"InstanceIds":["i-0123"]}"#);
+    }
+}

@@ -116,3 +116,18 @@ fn sizes() {
     assert!(check_sizes(1, 4, 3).is_err());
     assert!(check_sizes(0, 0, 0).is_err());
 }
+
+#[test]
+fn expires_in_is_a_duration_within_bounds_or_never() {
+    assert_eq!(parse_expires_in("never").unwrap(), ExpiresIn::Never);
+    assert_eq!(
+        parse_expires_in("8h").unwrap(),
+        ExpiresIn::After(Duration::from_secs(8 * 3600))
+    );
+    assert!(parse_expires_in("15m").is_ok());
+    assert!(parse_expires_in("720h").is_ok());
+    for bad in ["14m", "721h", "0s", "soon", "", "Never"] {
+        let err = parse_expires_in(bad).unwrap_err();
+        assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+    }
+}

@@ -160,6 +160,9 @@ async fn list_all_regions_finds_the_stacks_of_three_regions_with_what_they_run()
             .assert_success();
         assert_eq!(running_in(&t, region, stack).await, 0);
     }
+    // The deadline's role went with its stack (IAM is global, the region does not matter).
+    let role = t.aws.iam.get_role().role_name("demo-b-expiry").send().await;
+    assert!(role.is_err(), "down --discover left the role demo-b-expiry");
     let after = t
         .cli()
         .args(["list", "--all-regions", "--output", "json"])
