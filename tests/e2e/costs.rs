@@ -10,29 +10,7 @@ const VCPUS_PER_INSTANCE: u64 = 4;
 
 async fn running_in(t: &TestEnv, region: &str, stack: &str) -> u64 {
     let aws = t.aws_in(region).await;
-    let out = aws
-        .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{STACK_TAG}"))
-                .values(stack)
-                .build(),
-        )
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("describe instances");
-    out.reservations()
-        .iter()
-        .map(|r| r.instances().len() as u64)
-        .sum()
+    aws.running_instances(stack).await.len() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,29 +106,9 @@ async fn role_exists(t: &TestEnv) -> bool {
 
 /// The stack's pending and running instances: (consul server ids, node ids).
 async fn running(t: &TestEnv) -> (Vec<String>, Vec<String>) {
-    let out = t
-        .aws
-        .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{STACK_TAG}"))
-                .values(DEFAULT_STACK)
-                .build(),
-        )
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
     let mut consul = Vec::new();
     let mut nodes = Vec::new();
-    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+    for i in t.aws.running_instances(DEFAULT_STACK).await {
         let name = i
             .tags()
             .iter()

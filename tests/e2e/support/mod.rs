@@ -381,6 +381,33 @@ impl Aws {
         Aws::from_config(&config)
     }
 
+    /// The pending and running instances tagged `l5d-ecs:stack=<stack>`.
+    pub async fn running_instances(&self, stack: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+        let out = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(format!("tag:{STACK_TAG}"))
+                    .values(stack)
+                    .build(),
+            )
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe the stack's instances");
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances().iter().cloned())
+            .collect()
+    }
+
     /// Every client from one loaded SDK configuration.
     pub fn from_config(config: &aws_config::SdkConfig) -> Aws {
         Aws {
