@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::Env;
@@ -356,11 +356,18 @@ async fn all_regions(env: &Env, known: &[(String, String, String)]) -> Result<()
             )
         }
     });
-    let found: Vec<Vec<FoundStack>> = futures::stream::iter(searches)
+    // A region that cannot be searched (an SCP, an outage) is named, and the others shown.
+    let found: Vec<Result<Vec<FoundStack>>> = futures::stream::iter(searches)
         .buffer_unordered(REGIONS_AT_ONCE)
-        .try_collect()
-        .await?;
-    let mut stacks: Vec<FoundStack> = found.into_iter().flatten().collect();
+        .collect()
+        .await;
+    let mut stacks = Vec::new();
+    for result in found {
+        match result {
+            Ok(mut some) => stacks.append(&mut some),
+            Err(e) => env.out.warn(format!("{e:#}")),
+        }
+    }
     stacks.sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
     let mut regions = regions;
     regions.sort();
