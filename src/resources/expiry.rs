@@ -151,12 +151,14 @@ impl Resource for Expiry {
         found: &'a Mutex<Resources>,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
-            let (action, schedule, role) =
-                futures::join!(find_action(cx), find_schedule(cx), find_role(cx));
-            let (action, schedule, role) = (action?, schedule?, role?);
-            if action.is_none() && schedule.is_none() && !role {
+            // The schedule is made after its role and deleted before it: without the role
+            // there is no schedule to look for.
+            let (action, role) = futures::join!(find_action(cx), find_role(cx));
+            let (action, role) = (action?, role?);
+            if action.is_none() && !role {
                 return Ok(());
             }
+            let schedule = if role { find_schedule(cx).await? } else { None };
             let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
             found.expiry.get_or_insert_with(|| ExpiryRecord {
                 deadline: action.clone().unwrap_or_default(),

@@ -114,7 +114,9 @@ async fn the_generated_policy_is_enough_for_the_lifecycle_and_one_action_less_is
         "moto does not enforce IAM\n{refused}"
     );
 
-    // The whole lifecycle with exactly the generated policy, the state in S3.
+    // The whole lifecycle with exactly the generated policy, the state in S3. (Not with
+    // --expires-in: moto under enforcement refuses every EventBridge Scheduler call, boto3's
+    // too, as SignatureDoesNotMatch.)
     let state = format!("s3://{STATE_BUCKET}/{DEFAULT_STACK}.json");
     let up = as_user(dir.path(), &moto, &user)
         .env("L5D_ECS_STATE", state.as_str())
