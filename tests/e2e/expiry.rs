@@ -167,6 +167,43 @@ async fn a_stack_that_expires_stops_its_instances_on_aws_side_and_comes_back_wit
         "time left: {action_row}"
     );
 
+    // plan says what a new value would do, and changes nothing.
+    let plan = t
+        .cli()
+        .args([
+            "plan",
+            "--allow-cidr",
+            ALLOW_CIDR,
+            "--expires-in",
+            "3h",
+            "--output",
+            "json",
+        ])
+        .run()
+        .await;
+    plan.assert_success();
+    let doc = plan.json();
+    let row = doc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "scheduled-action")
+        .cloned()
+        .unwrap_or_else(|| panic!("plan shows the deadline: {doc:#}"));
+    assert_eq!(row["action"], "repair", "{row}");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("move the deadline"),
+        "{row}"
+    );
+    assert_eq!(
+        scheduled_action(&t).await.unwrap().0,
+        at,
+        "plan changed the deadline"
+    );
+
     // A second up moves the deadline; the sizes stay 0/0/0.
     t.cli().args(up("3h")).run().await.assert_success();
     let (moved, ..) = scheduled_action(&t).await.unwrap();
