@@ -100,7 +100,7 @@ const READ_STATE: &[Use] = &[Read, State];
 pub const OPERATIONS: &[Operation] = &[
     // The caller names itself in the S3 lock it takes.
     op("sts:GetCallerIdentity", READ_STATE, Any),
-    // S3: the state, its lock and backup (HeadObject and friends need s3:GetObject too).
+    // S3: the state, its lock and backup.
     // ListObjectsV2 is granted by s3:ListBucket, which GetObject also needs to answer 404 rather
     // than 403 for a state not written yet.
     op("s3:ListBucket", STATE, StateBucket),
@@ -323,12 +323,11 @@ pub fn iam_prefix(sdk_service: &str) -> Option<&'static str> {
     })
 }
 
-/// The IAM action that grants an SDK operation: mostly `prefix:Operation`, but S3 names some
-/// actions otherwise (HEAD calls are granted by their GETs', listing by s3:ListBucket).
+/// The IAM action that grants an SDK operation: `prefix:Operation`, but for S3's listing,
+/// which s3:ListBucket grants.
 pub fn iam_action(sdk_service: &str, operation: &str) -> String {
     match (sdk_service, operation) {
-        ("S3", "HeadBucket" | "ListObjectsV2") => "s3:ListBucket".to_owned(),
-        ("S3", "HeadObject") => "s3:GetObject".to_owned(),
+        ("S3", "ListObjectsV2") => "s3:ListBucket".to_owned(),
         _ => format!(
             "{}:{operation}",
             iam_prefix(sdk_service).unwrap_or(sdk_service)

@@ -102,9 +102,16 @@ impl Env {
         Ok(self.open_state().await?.snapshot())
     }
 
-    /// The state, locked for this run (a corrupt one is refused here).
+    /// The state, locked for this run (a corrupt one is refused here). An S3 state is read
+    /// once, under the lock.
     pub async fn lock(&self) -> Result<StateStore> {
-        self.open_state().await?.lock(&self.global.stack).await
+        let store = match self.state_location() {
+            StateLocation::S3(object) => {
+                StateStore::unread_remote(self.remote_state(&object).await?)
+            }
+            local => self.open_state_at(&local).await?,
+        };
+        store.lock(&self.global.stack).await
     }
 
     /// The state locked, then the settings from these flags, what the last `up` recorded,

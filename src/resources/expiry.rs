@@ -378,19 +378,8 @@ async fn put_schedule(cx: &Ctx, role_arn: &str, wanted: &ScheduleSays, exists: b
 /// instances (by their tag), and only from this account.
 async fn ensure_role(cx: &Ctx) -> Result<String> {
     let name = cx.stack.expiry();
-    match cx.aws.iam.get_role().role_name(&name).send().await {
-        Ok(out) => {
-            if let Some(role) = out.role() {
-                return Ok(role.arn().to_owned());
-            }
-        }
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
-        Err(e) => {
-            return Err(anyhow!(
-                "looking up the role {name}: {}",
-                describe_error(&e)
-            ))
-        }
+    if let Some(arn) = role_arn(cx).await? {
+        return Ok(arn);
     }
     let account = cx.aws.account_id().await?;
     let trust = serde_json::json!({
@@ -423,16 +412,7 @@ async fn ensure_role(cx: &Ctx) -> Result<String> {
         .await;
     let arn = match created {
         Ok(out) => out.role().map(|r| r.arn().to_owned()),
-        Err(e) if error_code(&e) == Some("EntityAlreadyExists") => cx
-            .aws
-            .iam
-            .get_role()
-            .role_name(&name)
-            .send()
-            .await
-            .aws(format!("looking up the role {name}"))?
-            .role()
-            .map(|r| r.arn().to_owned()),
+        Err(e) if error_code(&e) == Some("EntityAlreadyExists") => role_arn(cx).await?,
         Err(e) => return Err(anyhow!("creating the role {name}: {}", describe_error(&e))),
     }
     .with_context(|| format!("IAM returned no ARN for the role {name}"))?;
@@ -567,16 +547,21 @@ async fn find_schedule(cx: &Ctx) -> Result<Option<ScheduleSays>> {
     }
 }
 
-async fn find_role(cx: &Ctx) -> Result<bool> {
+/// The role's ARN, if it exists.
+async fn role_arn(cx: &Ctx) -> Result<Option<String>> {
     let name = cx.stack.expiry();
     match cx.aws.iam.get_role().role_name(&name).send().await {
-        Ok(_) => Ok(true),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(false),
+        Ok(out) => Ok(out.role().map(|r| r.arn().to_owned())),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
         Err(e) => Err(anyhow!(
             "looking up the role {name}: {}",
             describe_error(&e)
         )),
     }
+}
+
+async fn find_role(cx: &Ctx) -> Result<bool> {
+    Ok(role_arn(cx).await?.is_some())
 }
 
 #[cfg(test)]

@@ -57,13 +57,20 @@ impl StateStore {
         let location = StateLocation::S3(remote.object().clone());
         let state = read_remote(&remote, &location).await?;
         check_stack(&location, state.as_ref(), stack)?;
-        Ok(Self {
-            location,
+        let store = Self::unread_remote(remote);
+        *store.guard() = state;
+        Ok(store)
+    }
+
+    /// The S3 state not read yet: for [`Self::lock`], which reads it under the lock.
+    pub fn unread_remote(remote: RemoteState) -> Self {
+        Self {
+            location: StateLocation::S3(remote.object().clone()),
             backend: Backend::S3(remote),
-            state: Mutex::new(state),
+            state: Mutex::new(None),
             writing: tokio::sync::Mutex::new(()),
             _lock: None,
-        })
+        }
     }
 
     /// Takes the lock that keeps a second l5d-ecs off this state, then reads the state again:
