@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use aws_sdk_ec2::types::Instance;
+use aws_sdk_ecs::types::{ContainerInstance, ContainerInstanceStatus};
 
-use crate::aws::{ec2_filter, AwsResultExt};
+use crate::aws::{describe_error, ec2_filter, error_code, AwsResultExt};
 use crate::context::Ctx;
 use crate::ids::InstanceId;
 use crate::stack::STACK_TAG;
@@ -48,10 +49,10 @@ impl Node {
     }
 }
 
-/// Running instances tagged Name=`<stack>-ecs`.
+/// Running instances tagged Name=`<stack>-ecs`, from every page.
 pub async fn running_nodes(ctx: &Ctx) -> Result<Vec<Node>> {
     let name = ctx.stack.node_tag();
-    let out = ctx
+    let mut pages = ctx
         .aws
         .ec2
         .describe_instances()
@@ -61,15 +62,18 @@ pub async fn running_nodes(ctx: &Ctx) -> Result<Vec<Node>> {
             &[ctx.stack.as_str()],
         ))
         .filters(ec2_filter("instance-state-name", &["running"]))
-        .send()
-        .await
-        .aws(format!("looking up the running nodes tagged Name={name}"))?;
-    let mut nodes: Vec<Node> = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(Node::from_instance)
-        .collect();
+        .into_paginator()
+        .send();
+    let mut nodes = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("looking up the running nodes tagged Name={name}"))?;
+        nodes.extend(
+            page.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(Node::from_instance),
+        );
+    }
     nodes.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
     Ok(nodes)
 }
@@ -93,25 +97,90 @@ pub async fn pick_node(ctx: &Ctx) -> Result<Node> {
         })
 }
 
+/// The instances `ids`, from every page (DescribeInstances with instance ids cannot take
+/// MaxResults, but may still page).
 pub async fn describe_nodes(ctx: &Ctx, ids: &[String]) -> Result<BTreeMap<String, Node>> {
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let out = ctx
+    let mut pages = ctx
         .aws
         .ec2
         .describe_instances()
         .set_instance_ids(Some(ids.to_vec()))
-        .send()
-        .await
-        .aws(format!("describing instances {}", ids.join(", ")))?;
-    Ok(out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(Node::from_instance)
-        .map(|n| (n.instance_id.to_string(), n))
-        .collect())
+        .into_paginator()
+        .send();
+    let mut nodes = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("describing instances {}", ids.join(", ")))?;
+        nodes.extend(
+            page.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(Node::from_instance)
+                .map(|n| (n.instance_id.to_string(), n)),
+        );
+    }
+    Ok(nodes)
+}
+
+/// The ARNs of the cluster's container instances (of `status`, else ACTIVE and DRAINING, as
+/// ECS lists them), from every page. `None`: there is no such cluster.
+pub async fn list_container_instances(
+    ctx: &Ctx,
+    cluster: &str,
+    status: Option<ContainerInstanceStatus>,
+) -> Result<Option<Vec<String>>> {
+    let mut pages = ctx
+        .aws
+        .ecs
+        .list_container_instances()
+        .cluster(cluster)
+        .set_status(status)
+        .into_paginator()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => arns.extend(page.container_instance_arns().iter().cloned()),
+            Err(e) if error_code(&e) == Some("ClusterNotFoundException") => return Ok(None),
+            Err(e) => {
+                return Err(anyhow!(
+                    "listing the container instances of {cluster} (ecs:ListContainerInstances): {}",
+                    describe_error(&e)
+                ))
+            }
+        }
+    }
+    Ok(Some(arns))
+}
+
+/// DescribeContainerInstances takes at most 100 container instances a call.
+const DESCRIBE_CONTAINER_INSTANCES_MAX: usize = 100;
+
+/// The container instances `arns`, described in batches of 100, the batches at once.
+pub async fn describe_container_instances(
+    ctx: &Ctx,
+    cluster: &str,
+    arns: &[String],
+) -> Result<Vec<ContainerInstance>> {
+    let batches = arns
+        .chunks(DESCRIBE_CONTAINER_INSTANCES_MAX)
+        .map(|chunk| async move {
+            ctx.aws
+                .ecs
+                .describe_container_instances()
+                .cluster(cluster)
+                .set_container_instances(Some(chunk.to_vec()))
+                .send()
+                .await
+                .aws(format!(
+                    "describing container instances of {cluster} (ecs:DescribeContainerInstances)"
+                ))
+                .map(|out| out.container_instances().to_vec())
+        });
+    let described = futures::future::try_join_all(batches).await?;
+    Ok(described.into_iter().flatten().collect())
 }
 
 /// container instance ARN -> EC2 instance id, for the given container instances.
@@ -120,26 +189,16 @@ pub async fn container_instance_hosts(
     cluster: &str,
     arns: &[String],
 ) -> Result<BTreeMap<String, String>> {
-    let mut hosts = BTreeMap::new();
-    // DescribeContainerInstances takes at most 100 container instances a call.
-    for chunk in arns.chunks(100) {
-        let out = ctx
-            .aws
-            .ecs
-            .describe_container_instances()
-            .cluster(cluster)
-            .set_container_instances(Some(chunk.to_vec()))
-            .send()
-            .await
-            .aws(format!("describing container instances of {cluster}"))?;
-        hosts.extend(out.container_instances().iter().filter_map(|c| {
+    Ok(describe_container_instances(ctx, cluster, arns)
+        .await?
+        .iter()
+        .filter_map(|c| {
             Some((
                 c.container_instance_arn()?.to_owned(),
                 c.ec2_instance_id()?.to_owned(),
             ))
-        }));
-    }
-    Ok(hosts)
+        })
+        .collect())
 }
 
 /// task ARN -> the node it runs on, following task -> container instance -> EC2 instance.

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use aws_sdk_ecs::operation::list_tasks::builders::ListTasksFluentBuilder;
-use aws_sdk_ecs::types::Task;
+use aws_sdk_ecs::types::{Task, TaskField};
 
 use crate::aws::AwsResultExt;
 use crate::context::Ctx;
@@ -26,25 +26,26 @@ pub async fn list(request: ListTasksFluentBuilder, what: &str) -> Result<Vec<Str
     Ok(arns)
 }
 
-/// The tasks, described in batches of at most 100. STOPPED tasks stay describable for
-/// about an hour.
+/// The tasks, described in batches of at most 100, the batches at once. STOPPED tasks stay
+/// describable for about an hour.
 pub async fn describe(ctx: &Ctx, cluster: &str, arns: &[String]) -> Result<Vec<Task>> {
-    let mut tasks = Vec::new();
-    for chunk in arns.chunks(DESCRIBE_MAX) {
-        let out = ctx
-            .aws
+    let batches = arns.chunks(DESCRIBE_MAX).map(|chunk| async move {
+        ctx.aws
             .ecs
             .describe_tasks()
             .cluster(cluster)
             .set_tasks(Some(chunk.to_vec()))
+            // `deploy` tells its batches apart by tag.
+            .include(TaskField::Tags)
             .send()
             .await
             .aws(format!(
                 "describing tasks in ECS cluster {cluster} (ecs:DescribeTasks)"
-            ))?;
-        tasks.extend(out.tasks().iter().cloned());
-    }
-    Ok(tasks)
+            ))
+            .map(|out| out.tasks().to_vec())
+    });
+    let described = futures::future::try_join_all(batches).await?;
+    Ok(described.into_iter().flatten().collect())
 }
 
 /// The task definition family a task runs (`.../task-definition/<family>:<revision>`).

@@ -2,6 +2,7 @@
 //! AWS errors ([`errors`]), to create at most once ([`create`]) and to wait ([`poll`],
 //! [`propagation`]).
 
+pub mod bulk;
 pub mod create;
 pub mod errors;
 pub mod operations;
@@ -13,6 +14,7 @@ use anyhow::{anyhow, Result};
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 
+pub(crate) use bulk::adaptive_retry;
 pub(crate) use create::no_retry;
 pub use create::{classify, create_once, CreateError};
 pub use errors::{describe_error, done_if_gone, error_code, AwsResultExt};
@@ -25,7 +27,7 @@ use crate::stack::usage;
 
 /// More attempts than the SDK's default three: at a 20% throttling rate three attempts fail
 /// about one call in a hundred. The SDK keeps its exponential backoff with jitter.
-const MAX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 
 pub struct Aws {
     pub region: String,

@@ -24,18 +24,37 @@ pub struct Backoff {
     pub max: Duration,
 }
 
+/// One per kind of wait, each with a cap near a tenth of how long AWS usually takes for it:
+/// polled from a short first interval, a wait ends at most about one cap after AWS would
+/// accept the call (the overshoot the benchmark measures), and a long wait does not burn the
+/// account's API rate. The cap is jittered too, so concurrent waits spread out.
 impl Backoff {
-    /// For waits of seconds to minutes: nodes joining, deletions AWS refuses while something
-    /// lets go.
-    pub const DEFAULT: Backoff = Backoff {
-        first: Duration::from_millis(500),
-        max: Duration::from_secs(10),
+    /// A new IAM role or instance profile reaching EC2, Auto Scaling or Scheduler: about 10 s
+    /// on a fresh account, and it holds up the first node.
+    pub const IAM: Backoff = Backoff {
+        first: Duration::from_millis(100),
+        max: Duration::from_millis(750),
     };
-    /// For what usually clears within seconds (a new IAM entity reaching other services): a
-    /// long interval would add its own length to every `up` on a fresh account.
-    pub const SHORT: Backoff = Backoff {
-        first: Duration::from_millis(200),
+    /// Terminated instances' network interfaces letting go of a security group: about 30 s.
+    pub const NETWORK: Backoff = Backoff {
+        first: Duration::from_millis(250),
         max: Duration::from_secs(2),
+    };
+    /// An ASG's deletion (and its launch configuration then free): about 20 s.
+    pub const SCALING: Backoff = Backoff {
+        first: Duration::from_millis(250),
+        max: Duration::from_millis(1500),
+    };
+    /// ECS settling: services draining, a cluster emptying, tasks starting (seconds to a
+    /// minute).
+    pub const ECS: Backoff = Backoff {
+        first: Duration::from_millis(250),
+        max: Duration::from_secs(2),
+    };
+    /// Instances starting, stopping and joining the cluster: a minute or two.
+    pub const INSTANCES: Backoff = Backoff {
+        first: Duration::from_millis(500),
+        max: Duration::from_secs(5),
     };
 }
 
@@ -51,14 +70,14 @@ pub struct TimedOut {
     pub last: String,
 }
 
-/// Polls `check` until it is ready, with [`Backoff::DEFAULT`], failing after `timeout` with a
+/// Polls `check` until it is ready, spaced as `backoff`, failing after `timeout` with a
 /// message that says what was waited for and what was last seen.
-pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T>
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, backoff: Backoff, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>>>,
 {
-    poll_with(what, timeout, Backoff::DEFAULT, None, check).await
+    poll_with(what, timeout, backoff, None, check).await
 }
 
 /// As [`poll`], with the given backoff; with `report`, the first time `check` is not ready a
@@ -131,9 +150,12 @@ mod tests {
 
     #[tokio::test]
     async fn poll_times_out_naming_what_it_waited_for() {
-        let err = poll("the thing", Duration::from_millis(50), || async {
-            Ok(Poll::<()>::Pending("still pending".into()))
-        })
+        let err = poll(
+            "the thing",
+            Duration::from_millis(50),
+            Backoff::ECS,
+            || async { Ok(Poll::<()>::Pending("still pending".into())) },
+        )
         .await
         .unwrap_err();
         assert_eq!(
@@ -147,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn an_error_of_the_check_ends_the_wait_at_once() {
         let mut looks = 0;
-        let err = poll("the thing", Duration::from_secs(5), || {
+        let err = poll("the thing", Duration::from_secs(5), Backoff::ECS, || {
             looks += 1;
             async { Err::<Poll<()>, _>(anyhow::anyhow!("refused")) }
         })
@@ -169,7 +191,7 @@ mod tests {
     #[tokio::test]
     async fn poll_returns_when_ready() {
         let mut n = 0;
-        let v = poll("n to reach 2", Duration::from_secs(5), || {
+        let v = poll("n to reach 2", Duration::from_secs(5), Backoff::ECS, || {
             n += 1;
             let n = n;
             async move {

@@ -81,7 +81,7 @@ impl NotPropagated {
 }
 
 /// Sends `call` until AWS stops refusing it for something it does not see yet
-/// ([`NotPropagated`]), polling with [`Backoff::SHORT`] for at most [`PROPAGATION_TIMEOUT`]
+/// ([`NotPropagated`]), polling with [`Backoff::IAM`] for at most [`PROPAGATION_TIMEOUT`]
 /// and saying what it waits for. Any other outcome of the call is returned as it is; the
 /// outer error is the timeout.
 pub async fn when_propagated<T, E, R, F, Fut>(
@@ -98,7 +98,7 @@ where
     poll_with(
         &format!("AWS to accept {what}"),
         PROPAGATION_TIMEOUT,
-        Backoff::SHORT,
+        Backoff::IAM,
         Some(out),
         || {
             let sent = call();

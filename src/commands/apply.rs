@@ -14,7 +14,7 @@ use futures::FutureExt;
 
 use crate::context::Ctx;
 use crate::output::Output;
-use crate::resources::{self, missing_step, Entry, Name, NeedFailed, Ready, Settings};
+use crate::resources::{self, missing_step, Entry, Name, NeedFailed, Ready, Settings, Usable};
 
 /// The errors of a run's steps, gathered so that every step runs before they are reported.
 pub struct Failures<'a> {
@@ -122,15 +122,18 @@ pub async fn apply<'a>(
             }
         }
     }
+    // What dependents wait for (a resource's `up`, or its early [`Usable`]), and each step
+    // to its end.
+    let mut usable: BTreeMap<Name, Done<'a>> = BTreeMap::new();
     let mut done: BTreeMap<Name, Done<'a>> = BTreeMap::new();
     for e in &run {
         let waits: Vec<Done<'a>> = e
             .needs
             .iter()
-            .filter_map(|n| done.get(n).cloned())
+            .filter_map(|n| usable.get(n).cloned())
             .chain([gate.clone()])
             .collect();
-        let ready: Ready<'a> = async move {
+        let needs = async move {
             futures::future::join_all(waits)
                 .await
                 .into_iter()
@@ -139,8 +142,22 @@ pub async fn apply<'a>(
         }
         .boxed()
         .shared();
+        let (early, told) = Usable::new();
         let name: &'static str = e.name().into();
-        let step = f.step(name, e.resource.up(cx, s, ready)).boxed().shared();
+        let step = f
+            .step(name, e.resource.up(cx, s, Ready::new(needs, early)))
+            .boxed()
+            .shared();
+        let whole = step.clone();
+        let for_dependents = async move {
+            match told.await {
+                Ok(()) => Ok(()),
+                Err(_) => whole.await,
+            }
+        }
+        .boxed()
+        .shared();
+        usable.insert(e.name(), for_dependents);
         done.insert(e.name(), step);
     }
     let names: Vec<Name> = done.keys().copied().collect();

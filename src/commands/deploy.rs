@@ -9,7 +9,7 @@ use aws_sdk_ecs::types::{
     ContainerInstanceStatus, Failure, LaunchType, PlacementStrategy, PlacementStrategyType, Task,
 };
 
-use crate::aws::{classify, create_once, no_retry, poll, AwsResultExt, Poll};
+use crate::aws::{classify, create_once, no_retry, poll, Backoff, Poll};
 use crate::cli::{App, DeployArgs};
 use crate::context::Ctx;
 use crate::ids::{Arn, TokenApi};
@@ -45,19 +45,17 @@ async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
     let (cluster, td) = inputs(ctx, app)?;
     let family = td.family.clone();
 
-    let active = ctx
-        .aws
-        .ecs
-        .list_container_instances()
-        .cluster(&cluster.name)
-        .status(ContainerInstanceStatus::Active)
-        .send()
-        .await
-        .aws(format!(
-            "listing the container instances of {}",
-            cluster.name
-        ))?;
-    if count > 0 && active.container_instance_arns().is_empty() {
+    // Whether a task can start at all, and what runs already: two look-ups at once.
+    let (active, tasks) = futures::join!(
+        crate::nodes::list_container_instances(
+            ctx,
+            &cluster.name,
+            Some(ContainerInstanceStatus::Active)
+        ),
+        apps::our_tasks(ctx, &cluster.name, &family)
+    );
+    let active = active?.unwrap_or_default();
+    if count > 0 && active.is_empty() {
         bail!(
             "cluster {} has no ACTIVE container instance, so no task can start: the nodes have \
              not joined yet. `l5d-ecs up` waits for them; `l5d-ecs status` shows where they are",
@@ -65,23 +63,38 @@ async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
         );
     }
 
-    let mut tasks = apps::our_tasks(ctx, &cluster.name, &family).await?;
+    let mut tasks = tasks?;
     let running = tasks.len() as u32;
     if running < count {
-        let mut missing = count - running;
-        while missing > 0 {
-            let batch = missing.min(RUN_TASK_MAX);
-            let started = run_batch(ctx, app, &cluster.name, &td, batch, &tasks).await?;
-            for t in &started {
-                ctx.out.record(
-                    ResourceKind::Task,
-                    &family,
-                    task_id(t.task_arn().unwrap_or_default()),
-                    Action::Created,
-                );
+        // RunTask starts ten at most: the batches go out at once, each with its own token.
+        let missing = count - running;
+        let sizes: Vec<u32> = (0..missing.div_ceil(RUN_TASK_MAX))
+            .map(|n| (missing - n * RUN_TASK_MAX).min(RUN_TASK_MAX))
+            .collect();
+        let batches = sizes
+            .iter()
+            .enumerate()
+            .map(|(n, &size)| run_batch(ctx, app, &cluster.name, &td, n as u32, size));
+        let outcomes = futures::future::join_all(batches).await;
+        let mut failed = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(started) => {
+                    for t in &started {
+                        ctx.out.record(
+                            ResourceKind::Task,
+                            &family,
+                            task_id(t.task_arn().unwrap_or_default()),
+                            Action::Created,
+                        );
+                    }
+                    tasks.extend(started);
+                }
+                Err(e) => failed.push(format!("{e:#}")),
             }
-            missing = missing.saturating_sub(started.len() as u32);
-            tasks.extend(started);
+        }
+        if !failed.is_empty() {
+            bail!("{}", failed.join("; "));
         }
     } else if running > count {
         // Stop the newest first: the oldest have been serving longest.
@@ -112,7 +125,7 @@ async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
     let current: Vec<&str> = tasks.iter().filter_map(|t| t.task_arn()).collect();
     ctx.state
         .update(|s| {
-            s.resources.created(Creates::Tasks(app.name()));
+            s.resources.spend_task_tokens(app.name());
             s.resources.apps.insert(
                 app.name().to_owned(),
                 AppRecord {
@@ -133,32 +146,33 @@ async fn deploy(ctx: &Ctx, args: &DeployArgs) -> Result<()> {
 /// Starts one batch of tasks, and returns those started. The batch's idempotency token is
 /// kept in the state file until its tasks are recorded: ECS answers a repeated RunTask token
 /// with the first call's tasks (for 24 hours), so neither a retry after a lost response nor
-/// the next `deploy` after a crash starts the batch twice.
+/// the next `deploy` after a crash starts the batch twice. The token is also a tag of the
+/// batch's tasks, so that the look-up after a lost answer tells this batch's tasks from those
+/// of the batches beside it.
 async fn run_batch(
     ctx: &Ctx,
     app: App,
     cluster: &str,
     td: &TaskDefinitionRecord,
-    batch: u32,
-    known: &[Task],
+    n: u32,
+    size: u32,
 ) -> Result<Vec<Task>> {
     let family = &td.family;
-    let creates = Creates::Tasks(app.name());
-    let request = request_digest(&["RunTask/1", cluster, td.arn.as_str(), &batch.to_string()]);
+    let creates = Creates::TaskBatch(app.name(), n);
+    let request = request_digest(&["RunTask/2", cluster, td.arn.as_str(), &size.to_string()]);
     let token = ctx
         .state
         .client_token(creates, &request, TokenApi::RunTask)
         .await?;
-    let before: BTreeSet<&str> = known.iter().filter_map(|t| t.task_arn()).collect();
     let (started, failures) = create_once(
-        &format!("starting {batch} {family} task(s) in ECS cluster {cluster}"),
+        &format!("starting {size} {family} task(s) in ECS cluster {cluster}"),
         || async {
             ctx.aws
                 .ecs
                 .run_task()
                 .cluster(cluster)
                 .task_definition(td.arn.as_str())
-                .count(batch as i32)
+                .count(size as i32)
                 .launch_type(LaunchType::Ec2)
                 .started_by(ctx.stack.started_by())
                 .placement_strategy(
@@ -168,6 +182,7 @@ async fn run_batch(
                         .build(),
                 )
                 .tags(crate::resources::tags::ecs_stack_tag(&ctx.stack))
+                .tags(batch_tag(token.as_str()))
                 .client_token(token.as_str())
                 .customize()
                 .config_override(no_retry!(aws_sdk_ecs))
@@ -176,16 +191,16 @@ async fn run_batch(
                 .map(|out| (out.tasks().to_vec(), out.failures().to_vec()))
                 .map_err(classify)
         },
-        // The retry with the same token is itself the look-up on ECS; counting first also
+        // The retry with the same token is itself the look-up on ECS; looking first also
         // keeps an emulator that ignores tokens from starting the batch twice. Fewer than the
         // batch in sight may be ListTasks lagging: then the token decides.
         || async {
-            let new: Vec<Task> = apps::our_tasks(ctx, cluster, family)
+            let mine: Vec<Task> = apps::our_tasks(ctx, cluster, family)
                 .await?
                 .into_iter()
-                .filter(|t| t.task_arn().is_some_and(|a| !before.contains(a)))
+                .filter(|t| t.tags().iter().any(|tag| *tag == batch_tag(token.as_str())))
                 .collect();
-            Ok((new.len() >= batch as usize).then(|| (new, Vec::new())))
+            Ok((mine.len() >= size as usize).then(|| (mine, Vec::new())))
         },
     )
     .await?;
@@ -207,6 +222,14 @@ async fn run_batch(
         );
     }
     Ok(started)
+}
+
+/// The tag that names the RunTask batch a task came from.
+fn batch_tag(token: &str) -> aws_sdk_ecs::types::Tag {
+    aws_sdk_ecs::types::Tag::builder()
+        .key("l5d-ecs:batch")
+        .value(token)
+        .build()
 }
 
 fn placement_failures(failures: &[Failure]) -> String {
@@ -241,6 +264,7 @@ async fn wait_running(
     poll(
         &format!("the {family} tasks to be RUNNING"),
         timeout,
+        Backoff::ECS,
         || async {
             let tasks = tasks::describe(ctx, cluster, arns).await?;
             if let Some(stopped) = tasks.iter().find(|t| t.last_status() == Some("STOPPED")) {

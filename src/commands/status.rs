@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use super::unrecorded::Unrecorded;
 use super::Env;
-use crate::aws::AwsResultExt;
 use crate::cli::StatusArgs;
 use crate::context::Ctx;
 use crate::costs::{self, Burn};
@@ -139,111 +138,27 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The live state of the stack.
+/// The live state of the stack. Every look-up goes out at once: the resources' own, what
+/// burns, and the cluster's container instances, tasks and nodes.
 pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
     let r = ctx.state.resources();
-    let (lines, burning) = futures::join!(
+    let cluster = async {
+        match &r.cluster {
+            Some(cluster) => where_tasks_run(ctx, &cluster.name).await,
+            None => Ok(Placement::default()),
+        }
+    };
+    let (lines, burning, placement) = futures::join!(
         resources::status(ctx, &r),
-        costs::by_stack(&ctx.aws.ec2, Some(ctx.stack.as_str()))
+        costs::by_stack(&ctx.aws.ec2, Some(ctx.stack.as_str())),
+        cluster
     );
     let running = burning?.remove(ctx.stack.as_str()).unwrap_or_default();
-
-    let mut node_list = Vec::new();
-    let mut stopped_list = Vec::new();
-    let mut viz_host = None;
-    if let Some(cluster) = &r.cluster {
-        let name = &cluster.name;
-        // What runs where: container instances and their tasks.
-        let ci_arns = ctx
-            .aws
-            .ecs
-            .list_container_instances()
-            .cluster(name)
-            .send()
-            .await
-            .aws(format!("listing the container instances of {name}"))?
-            .container_instance_arns()
-            .to_vec();
-        let mut registered: BTreeMap<String, String> = BTreeMap::new();
-        let mut ci_status: BTreeMap<String, String> = BTreeMap::new();
-        if !ci_arns.is_empty() {
-            let out = ctx
-                .aws
-                .ecs
-                .describe_container_instances()
-                .cluster(name)
-                .set_container_instances(Some(ci_arns))
-                .send()
-                .await
-                .aws(format!("describing the container instances of {name}"))?;
-            for ci in out.container_instances() {
-                if let (Some(ec2), Some(arn)) = (ci.ec2_instance_id(), ci.container_instance_arn())
-                {
-                    registered.insert(arn.to_owned(), ec2.to_owned());
-                    ci_status.insert(ec2.to_owned(), ci.status().unwrap_or("?").to_owned());
-                }
-            }
-        }
-        let listing = |status: DesiredStatus| {
-            ctx.aws
-                .ecs
-                .list_tasks()
-                .cluster(name)
-                .desired_status(status)
-        };
-        let (running_what, stopped_what) = (
-            format!("the running tasks of {name}"),
-            format!("the stopped tasks of {name}"),
-        );
-        let (running_arns, stopped_arns) = futures::join!(
-            tasks::list(listing(DesiredStatus::Running), &running_what),
-            tasks::list(listing(DesiredStatus::Stopped), &stopped_what)
-        );
-        let (running_arns, stopped_arns) = (running_arns?, stopped_arns?);
-        let (tasks, stopped) = futures::join!(
-            tasks::describe(ctx, name, &running_arns),
-            tasks::describe(ctx, name, &stopped_arns)
-        );
-        let tasks = tasks?;
-        stopped_list = recently_stopped(ctx, stopped?, &registered);
-        let mut by_instance: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-        for t in &tasks {
-            let Some(ec2) = t.container_instance_arn().and_then(|a| registered.get(a)) else {
-                continue;
-            };
-            let family = t
-                .task_definition_arn()
-                .and_then(|a| a.rsplit('/').next())
-                .and_then(|f| f.rsplit_once(':').map(|(f, _)| f))
-                .unwrap_or("?")
-                .to_owned();
-            by_instance
-                .entry(ec2.clone())
-                .or_default()
-                .entry(family)
-                .or_default()
-                .push(task_id(t.task_arn().unwrap_or_default()).to_owned());
-        }
-        let running = nodes::running_nodes(ctx).await?;
-        let viz_family = ctx.stack.family("linkerd-viz");
-        for n in &running {
-            let id = n.instance_id.to_string();
-            let tasks = by_instance.remove(&id).unwrap_or_default();
-            if tasks.contains_key(&viz_family) && viz_host.is_none() {
-                viz_host = n.host().map(str::to_owned);
-            }
-            node_list.push(NodeStatus {
-                container_instance: ci_status
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| "not registered".to_owned()),
-                instance_id: id,
-                host: n.host().map(str::to_owned),
-                instance_state: n.state.clone(),
-                tasks,
-            });
-        }
-    }
+    let Placement {
+        nodes: node_list,
+        stopped: stopped_list,
+        viz_host,
+    } = placement?;
 
     let mut addresses = Vec::new();
     if let Some(host) = node_list.iter().find_map(|n| n.host.clone()) {
@@ -271,6 +186,92 @@ pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
         addresses,
         viz_host,
     })
+}
+
+/// The nodes with what runs on each, the recently stopped tasks, and where linkerd-viz runs.
+#[derive(Default)]
+struct Placement {
+    nodes: Vec<NodeStatus>,
+    stopped: Vec<StoppedTaskStatus>,
+    viz_host: Option<String>,
+}
+
+/// Container instances, tasks and running nodes are three independent look-ups: made at
+/// once, so a status of 60 nodes takes the rounds of one of 2.
+async fn where_tasks_run(ctx: &Ctx, name: &str) -> Result<Placement> {
+    let container_instances = async {
+        let arns = nodes::list_container_instances(ctx, name, None)
+            .await?
+            .unwrap_or_default();
+        nodes::describe_container_instances(ctx, name, &arns).await
+    };
+    let listing = |status: DesiredStatus| {
+        ctx.aws
+            .ecs
+            .list_tasks()
+            .cluster(name)
+            .desired_status(status)
+    };
+    let (running_what, stopped_what) = (
+        format!("the running tasks of {name}"),
+        format!("the stopped tasks of {name}"),
+    );
+    let described =
+        |listed: Result<Vec<String>>| async move { tasks::describe(ctx, name, &listed?).await };
+    let (container_instances, tasks, stopped, running) = futures::join!(
+        container_instances,
+        async {
+            described(tasks::list(listing(DesiredStatus::Running), &running_what).await).await
+        },
+        async {
+            described(tasks::list(listing(DesiredStatus::Stopped), &stopped_what).await).await
+        },
+        nodes::running_nodes(ctx)
+    );
+    let mut registered: BTreeMap<String, String> = BTreeMap::new();
+    let mut ci_status: BTreeMap<String, String> = BTreeMap::new();
+    for ci in container_instances? {
+        if let (Some(ec2), Some(arn)) = (ci.ec2_instance_id(), ci.container_instance_arn()) {
+            registered.insert(arn.to_owned(), ec2.to_owned());
+            ci_status.insert(ec2.to_owned(), ci.status().unwrap_or("?").to_owned());
+        }
+    }
+    let stopped = recently_stopped(ctx, stopped?, &registered);
+    let mut by_instance: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for t in &tasks? {
+        let Some(ec2) = t.container_instance_arn().and_then(|a| registered.get(a)) else {
+            continue;
+        };
+        by_instance
+            .entry(ec2.clone())
+            .or_default()
+            .entry(tasks::family(t).unwrap_or("?").to_owned())
+            .or_default()
+            .push(task_id(t.task_arn().unwrap_or_default()).to_owned());
+    }
+    let viz_family = ctx.stack.family("linkerd-viz");
+    let mut placement = Placement {
+        stopped,
+        ..Placement::default()
+    };
+    for n in &running? {
+        let id = n.instance_id.to_string();
+        let tasks = by_instance.remove(&id).unwrap_or_default();
+        if tasks.contains_key(&viz_family) && placement.viz_host.is_none() {
+            placement.viz_host = n.host().map(str::to_owned);
+        }
+        placement.nodes.push(NodeStatus {
+            container_instance: ci_status
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| "not registered".to_owned()),
+            instance_id: id,
+            host: n.host().map(str::to_owned),
+            instance_state: n.state.clone(),
+            tasks,
+        });
+    }
+    Ok(placement)
 }
 
 /// How many stopped tasks of one family `status` shows: the newest say what goes wrong now.

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::{Name, Plan, Ready, Resource, Settings};
-use crate::aws::AwsResultExt;
+use crate::aws::{adaptive_retry, bulk, AwsResultExt};
 use crate::context::Ctx;
 use crate::ids::Arn;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
@@ -71,21 +71,67 @@ impl Resource for Apps {
             .collect()
     }
 
+    /// Stops the apps' tasks, but not those on the ASG's nodes: `down` terminates those nodes,
+    /// and ECS stops the tasks of a terminated node, so a StopTask each would only add calls
+    /// (60 of them at 60 nodes). Those tasks stay recorded until the cluster goes, which it
+    /// does only once they are gone (ECS refuses to delete a cluster with tasks); if the ASG
+    /// cannot be deleted, they are still listed as left.
     fn destroy<'a>(&'a self, cx: &'a Ctx, _: Duration) -> BoxFuture<'a, Result<()>> {
         async move {
             let r = cx.state.resources();
             if r.apps.is_empty() {
                 return Ok(());
             }
-            if r.cluster.is_none() {
+            let Some(cluster) = r.cluster else {
                 bail!("the state file lists tasks of the demo apps but no cluster");
+            };
+            let (running, leaving) = futures::join!(
+                running_tasks(cx, &cluster.name),
+                super::asg::recorded_members(cx)
+            );
+            let (running, leaving) = (running?, leaving?);
+            let hosts = if leaving.is_empty() {
+                BTreeMap::new()
+            } else {
+                let mut on: Vec<String> = running
+                    .iter()
+                    .filter_map(|t| t.container_instance_arn().map(str::to_owned))
+                    .collect();
+                on.sort();
+                on.dedup();
+                crate::nodes::container_instance_hosts(cx, &cluster.name, &on).await?
+            };
+            let goes_with_its_node = |t: &Task| {
+                t.container_instance_arn()
+                    .and_then(|ci| hosts.get(ci))
+                    .is_some_and(|ec2| leaving.contains(ec2))
+            };
+            let mut stops = Vec::new();
+            for (app, record) in &r.apps {
+                let (mine, left): (Vec<Task>, Vec<Task>) = running
+                    .iter()
+                    .filter(|t| tasks::family(t) == Some(record.family.as_str()))
+                    .cloned()
+                    .partition(|t| !goes_with_its_node(t));
+                let (cluster, family) = (cluster.name.clone(), record.family.clone());
+                stops.push(async move {
+                    stop_tasks(cx, app, &cluster, &family, &mine, "l5d-ecs down").await?;
+                    if left.is_empty() {
+                        cx.state
+                            .update(|s| {
+                                s.resources.apps.remove(app.as_str());
+                                s.resources.spend_task_tokens(app);
+                            })
+                            .await?;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                });
             }
-            let mut errors = Vec::new();
-            for app in r.apps.keys() {
-                if let Err(e) = stop(cx, app).await {
-                    errors.push(format!("{e:#}"));
-                }
-            }
+            let errors: Vec<String> = futures::future::join_all(stops)
+                .await
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+                .collect();
             if errors.is_empty() {
                 Ok(())
             } else {
@@ -243,13 +289,15 @@ pub async fn stop(ctx: &Ctx, app: &str) -> Result<()> {
     ctx.state
         .update(|s| {
             s.resources.apps.remove(app);
-            s.resources.created(Creates::Tasks(app));
+            s.resources.spend_task_tokens(app);
         })
         .await?;
     Ok(())
 }
 
-/// Stops the tasks one by one, each forgotten as soon as it is stopped.
+/// Stops the tasks, [`bulk::IN_FLIGHT`] at a time, then forgets those stopped in one write.
+/// A crash before that write leaves stopped tasks recorded, which is safe: StopTask of a
+/// stopped task changes nothing. Every task is tried; the failures are listed together.
 pub async fn stop_tasks(
     ctx: &Ctx,
     app: &str,
@@ -258,30 +306,49 @@ pub async fn stop_tasks(
     tasks: &[Task],
     reason: &str,
 ) -> Result<()> {
-    for t in tasks {
-        let Some(arn) = t.task_arn() else { continue };
+    let arns: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| t.task_arn().map(str::to_owned))
+        .collect();
+    let outcomes = bulk::each(arns, |arn: String| async move {
         ctx.aws
             .ecs
             .stop_task()
             .cluster(cluster)
-            .task(arn)
+            .task(&arn)
             .reason(reason)
+            .customize()
+            .config_override(adaptive_retry!(aws_sdk_ecs))
             .send()
             .await
-            .aws(format!("stopping {family} task {}", task_id(arn)))?;
-        record_tasks(
-            ctx,
-            app,
-            family,
-            std::iter::empty(),
-            &[arn.to_owned()],
-            None,
-        )
-        .await?;
+            .aws(format!("stopping {family} task {}", task_id(&arn)))
+            .map(|_| arn)
+    })
+    .await;
+    let (stopped, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(Result::is_ok);
+    let stopped: Vec<String> = stopped.into_iter().filter_map(Result::ok).collect();
+    if !stopped.is_empty() {
+        record_tasks(ctx, app, family, std::iter::empty(), &stopped, None).await?;
+    }
+    for arn in &stopped {
         ctx.out
             .record(ResourceKind::Task, family, task_id(arn), Action::Deleted);
     }
-    Ok(())
+    let failed: Vec<String> = failed
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| format!("{e:#}"))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "{} of {} {family} task(s) not stopped: {}",
+            failed.len(),
+            failed.len() + stopped.len(),
+            failed.join("; ")
+        ))
+    }
 }
 
 /// Adds and removes tasks of the app's record (made if missing); with `created`, ends that

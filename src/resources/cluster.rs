@@ -12,8 +12,8 @@ use futures::FutureExt;
 use super::tags::{ecs_has_stack_tag, ecs_stack_tag};
 use super::{Name, Plan, Ready, Resource, Settings};
 use crate::aws::{
-    classify, create_once, describe_error, error_code, no_retry, poll_with, AwsResultExt, Backoff,
-    Poll,
+    adaptive_retry, bulk, classify, create_once, describe_error, error_code, no_retry, poll_with,
+    AwsResultExt, Backoff, Poll,
 };
 use crate::context::Ctx;
 use crate::ids::Arn;
@@ -280,7 +280,7 @@ fn service_linked_role_exists(code: Option<&str>, message: &str) -> bool {
 async fn destroy(ctx: &Ctx, record: &ClusterRecord, timeout: Duration) -> Result<()> {
     let name = &record.name;
     let what = format!("ECS cluster {name} to be empty and deleted");
-    poll_with(&what, timeout, Backoff::DEFAULT, Some(&ctx.out), || async {
+    poll_with(&what, timeout, Backoff::ECS, Some(&ctx.out), || async {
         deregister_container_instances(ctx, name).await?;
         let result = ctx.aws.ecs.delete_cluster().cluster(name).send().await;
         match result {
@@ -300,7 +300,13 @@ async fn destroy(ctx: &Ctx, record: &ClusterRecord, timeout: Duration) -> Result
     })
     .await
     .with_context(|| format!("deleting ECS cluster {name}"))?;
-    ctx.state.update(|s| s.resources.cluster = None).await?;
+    // Tasks left to go with their nodes (see the demo apps' `destroy`) went with the cluster.
+    ctx.state
+        .update(|s| {
+            s.resources.cluster = None;
+            s.resources.apps.clear();
+        })
+        .await?;
     ctx.out.record(
         ResourceKind::Cluster,
         name,
@@ -310,36 +316,35 @@ async fn destroy(ctx: &Ctx, record: &ClusterRecord, timeout: Duration) -> Result
     Ok(())
 }
 
+/// Deregisters every container instance still listed, [`bulk::IN_FLIGHT`] at a time. On AWS
+/// the nodes' termination has deregistered them by now and the listing is empty; an emulator
+/// (and a node that is not the ASG's) leaves some.
 async fn deregister_container_instances(ctx: &Ctx, cluster: &str) -> Result<()> {
-    let result = ctx
-        .aws
-        .ecs
-        .list_container_instances()
-        .cluster(cluster)
-        .send()
-        .await;
-    let arns = match result {
-        Ok(out) => out.container_instance_arns().to_vec(),
-        Err(e) if error_code(&e) == Some("ClusterNotFoundException") => return Ok(()),
-        Err(e) => {
-            return Err(anyhow!(
-                "listing the container instances of {cluster}: {}",
-                describe_error(&e)
-            ))
-        }
+    let Some(arns) = crate::nodes::list_container_instances(ctx, cluster, None).await? else {
+        return Ok(());
     };
-    for arn in arns {
+    let failed: Vec<String> = bulk::each(arns, |arn: String| async move {
         ctx.aws
             .ecs
             .deregister_container_instance()
             .cluster(cluster)
             .container_instance(&arn)
             .force(true)
+            .customize()
+            .config_override(adaptive_retry!(aws_sdk_ecs))
             .send()
             .await
-            .aws(format!("deregistering container instance {arn}"))?;
+            .aws(format!("deregistering container instance {arn}"))
+    })
+    .await
+    .into_iter()
+    .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+    .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}", failed.join("; ")))
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::{Name, Plan, Ready, Resource, Settings};
+use super::{Name, Plan, Ready, Resource, Settings, Usable};
 use crate::aws::{describe_error, error_code, AwsResultExt};
 use crate::context::Ctx;
 use crate::kinds::{Action, Item, ResourceKind, ResourceStatus};
@@ -44,9 +44,10 @@ impl Resource for LogGroup {
         ready: Ready<'a>,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
+            let usable = ready.usable();
             let (exists, ready) = futures::join!(find(cx), ready);
             ready?;
-            ensure_found(cx, exists?).await
+            ensure_found(cx, exists?, &usable).await
         }
         .boxed()
     }
@@ -148,11 +149,11 @@ pub async fn find(ctx: &Ctx) -> Result<bool> {
         .any(|g| g.log_group_name() == Some(name.as_str())))
 }
 
-async fn ensure_found(ctx: &Ctx, exists: bool) -> Result<()> {
+/// Makes the group if missing and records it; the daemons may then go (their tasks log to the
+/// group, and its retention is only how long old logs stay), beside the retention's call.
+async fn ensure_found(ctx: &Ctx, exists: bool, usable: &Usable) -> Result<()> {
     let name = ctx.stack.log_group();
-    let action = if exists {
-        Action::Kept
-    } else {
+    if !exists {
         let result = ctx
             .aws
             .logs
@@ -167,6 +168,15 @@ async fn ensure_found(ctx: &Ctx, exists: bool) -> Result<()> {
             Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => {}
             Err(e) => bail!("creating log group {name}: {}", describe_error(&e)),
         }
+    }
+    let record = LogGroupRecord { name: name.clone() };
+    ctx.state
+        .update(|s| s.resources.log_group = Some(record))
+        .await?;
+    usable.now();
+    let action = if exists {
+        Action::Kept
+    } else {
         ctx.aws
             .logs
             .put_retention_policy()
@@ -177,10 +187,6 @@ async fn ensure_found(ctx: &Ctx, exists: bool) -> Result<()> {
             .aws(format!("setting the retention of log group {name}"))?;
         Action::Created
     };
-    let record = LogGroupRecord { name: name.clone() };
-    ctx.state
-        .update(|s| s.resources.log_group = Some(record))
-        .await?;
     ctx.out.record(ResourceKind::LogGroup, &name, &name, action);
     Ok(())
 }

@@ -26,7 +26,7 @@ pub mod settings;
 pub mod tags;
 pub mod task_definitions;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -128,7 +128,62 @@ pub fn needed_by(name: Name) -> impl Iterator<Item = &'static Entry> {
 
 /// Resolves once the resources a resource needs are in place (and the account is checked);
 /// an error means one of them failed, and the resource is skipped without another error.
-pub type Ready<'a> = futures::future::Shared<BoxFuture<'a, Result<(), NeedFailed>>>;
+/// It also carries the resource's [`Usable`].
+pub struct Ready<'a> {
+    needs: futures::future::Shared<BoxFuture<'a, Result<(), NeedFailed>>>,
+    usable: Usable,
+}
+
+impl<'a> Ready<'a> {
+    pub fn new(
+        needs: futures::future::Shared<BoxFuture<'a, Result<(), NeedFailed>>>,
+        usable: Usable,
+    ) -> Self {
+        Self { needs, usable }
+    }
+
+    /// The handle that lets what needs this resource start early.
+    pub fn usable(&self) -> Usable {
+        self.usable.clone()
+    }
+}
+
+impl std::future::Future for Ready<'_> {
+    type Output = Result<(), NeedFailed>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.needs).poll(cx)
+    }
+}
+
+/// Lets what needs a resource start before the resource's `up` has finished, for a last
+/// write that nothing made after it depends on: the node role's inline policy matters only
+/// to running nodes, a log group's retention only to old logs. Both were a round on the
+/// critical path of a cold `up`. Without a call to [`Usable::now`], what needs the resource
+/// waits for its `up` to end, as before.
+#[derive(Clone)]
+pub struct Usable(Arc<Mutex<Option<futures::channel::oneshot::Sender<()>>>>);
+
+impl Usable {
+    /// A handle, and what resolves with `Ok` once [`Usable::now`] is called (`Err` if it
+    /// never is).
+    pub fn new() -> (Self, futures::channel::oneshot::Receiver<()>) {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        (Self(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// What needs the resource may go now.
+    pub fn now(&self) {
+        let sender = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = sender {
+            // Nobody waits any more (the run ended): nothing to tell.
+            let _ = tx.send(());
+        }
+    }
+}
 
 /// A resource that a resource needs failed; its own error is reported by itself.
 #[derive(Debug, Clone, Copy, thiserror::Error)]

@@ -320,7 +320,7 @@ async fn destroy(ctx: &Ctx, record: &SecurityGroupRecord, timeout: Duration) -> 
         "security group {} ({}) to be deletable",
         record.name, record.id
     );
-    poll_with(&what, timeout, Backoff::DEFAULT, Some(&ctx.out), || async {
+    poll_with(&what, timeout, Backoff::NETWORK, Some(&ctx.out), || async {
         let result = ctx
             .aws
             .ec2

@@ -128,8 +128,9 @@ pub enum Creates<'a> {
     LaunchTemplate,
     /// A daemon service, by name.
     DaemonService(&'a str),
-    /// One RunTask batch of an app's tasks, by app.
-    Tasks(&'a str),
+    /// One RunTask batch of an app's tasks, by app and the batch's place in its `deploy`
+    /// (the batches of one `deploy` go out at once, each with a token of its own).
+    TaskBatch(&'a str, u32),
 }
 
 impl Creates<'_> {
@@ -138,9 +139,13 @@ impl Creates<'_> {
             Self::ConsulServer => "consul-server".to_owned(),
             Self::LaunchTemplate => "launch-template".to_owned(),
             Self::DaemonService(name) => format!("daemon-service/{name}"),
-            Self::Tasks(app) => format!("tasks/{app}"),
+            Self::TaskBatch(app, n) => format!("{}/{n}", task_tokens_of(app)),
         }
     }
+}
+
+fn task_tokens_of(app: &str) -> String {
+    format!("tasks/{app}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +175,14 @@ impl Resources {
     /// The resource of a pending create is recorded: its token is spent.
     pub fn created(&mut self, what: Creates<'_>) {
         self.pending_creates.remove(&what.key());
+    }
+
+    /// Forgets every RunTask token of the app: its tasks are recorded, or gone. (A state
+    /// written before batches had numbers holds `tasks/<app>` alone.)
+    pub fn spend_task_tokens(&mut self, app: &str) {
+        let prefix = task_tokens_of(app);
+        self.pending_creates
+            .retain(|key, _| key != &prefix && !key.starts_with(&format!("{prefix}/")));
     }
 }
 

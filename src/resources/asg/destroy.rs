@@ -40,7 +40,7 @@ pub(super) async fn destroy(ctx: &Ctx, record: &AsgRecord, timeout: Duration) ->
         poll_with(
             &format!("auto scaling group {name} to be deletable"),
             timeout,
-            Backoff::DEFAULT,
+            Backoff::SCALING,
             Some(&ctx.out),
             || async {
                 let result = ctx
@@ -72,7 +72,7 @@ pub(super) async fn destroy(ctx: &Ctx, record: &AsgRecord, timeout: Duration) ->
     poll_with(
         &format!("auto scaling group {name} to be gone"),
         timeout,
-        Backoff::DEFAULT,
+        Backoff::SCALING,
         Some(&ctx.out),
         || async {
             Ok(match describe(ctx, name).await? {

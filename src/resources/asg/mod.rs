@@ -7,6 +7,7 @@ mod ensure;
 mod tests;
 mod wait;
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -192,6 +193,19 @@ impl Resource for Asg {
         }
         .boxed()
     }
+}
+
+/// The EC2 instances of the group the state file records, which `down` terminates with it.
+pub async fn recorded_members(ctx: &Ctx) -> Result<BTreeSet<String>> {
+    let Some(record) = ctx.state.resources().asg else {
+        return Ok(BTreeSet::new());
+    };
+    Ok(describe(ctx, &record.name)
+        .await?
+        .iter()
+        .flat_map(|g| g.instances())
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect())
 }
 
 async fn describe(ctx: &Ctx, name: &str) -> Result<Option<AutoScalingGroup>> {

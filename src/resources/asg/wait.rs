@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use aws_sdk_ecs::types::ContainerInstanceStatus;
 
 use super::describe;
-use crate::aws::{format_duration, poll, AwsResultExt, Poll};
+use crate::aws::{format_duration, poll, AwsResultExt, Backoff, Poll};
 use crate::context::Ctx;
 use crate::kinds::{Action, ResourceKind};
 
@@ -23,6 +23,7 @@ pub async fn wait_for_nodes(ctx: &Ctx, desired: u32, timeout: Duration) -> Resul
     let result = poll(
         &format!("{desired} container instance(s) ACTIVE in ECS cluster {cluster}"),
         timeout,
+        Backoff::INSTANCES,
         || async {
             let joined = active_container_instances(ctx, &cluster).await?;
             if joined.len() >= desired as usize {

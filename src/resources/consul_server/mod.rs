@@ -275,39 +275,47 @@ pub async fn wait_terminated(ctx: &Ctx, ids: &[InstanceId], timeout: Duration) -
     }
     let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let what = format!("instances {} to terminate", list.join(", "));
-    poll_with(&what, timeout, Backoff::DEFAULT, Some(&ctx.out), || async {
-        let result = ctx
-            .aws
-            .ec2
-            .describe_instances()
-            .set_instance_ids(Some(list.clone()))
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(e) if error_code(&e) == Some("InvalidInstanceID.NotFound") => {
-                return Ok(Poll::Ready(()))
-            }
-            Err(e) => return Err(anyhow!("{}", describe_error(&e))),
-        };
-        let alive: Vec<String> = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated))
-            .map(|i| {
-                format!(
-                    "{} {}",
-                    i.instance_id().unwrap_or("?"),
-                    i.state().and_then(|s| s.name()).map_or("?", |n| n.as_str())
-                )
+    poll_with(
+        &what,
+        timeout,
+        Backoff::INSTANCES,
+        Some(&ctx.out),
+        || async {
+            let result = ctx
+                .aws
+                .ec2
+                .describe_instances()
+                .set_instance_ids(Some(list.clone()))
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) if error_code(&e) == Some("InvalidInstanceID.NotFound") => {
+                    return Ok(Poll::Ready(()))
+                }
+                Err(e) => return Err(anyhow!("{}", describe_error(&e))),
+            };
+            let alive: Vec<String> = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| {
+                    i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated)
+                })
+                .map(|i| {
+                    format!(
+                        "{} {}",
+                        i.instance_id().unwrap_or("?"),
+                        i.state().and_then(|s| s.name()).map_or("?", |n| n.as_str())
+                    )
+                })
+                .collect();
+            Ok(if alive.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(alive.join(", "))
             })
-            .collect();
-        Ok(if alive.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending(alive.join(", "))
-        })
-    })
+        },
+    )
     .await
 }

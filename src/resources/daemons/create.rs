@@ -26,7 +26,7 @@ pub(super) async fn wait_drained(ctx: &Ctx, cluster: &str, name: &str) -> Result
     poll_with(
         &format!("the deleted daemon service {name} to finish draining"),
         DRAIN_TIMEOUT,
-        Backoff::DEFAULT,
+        Backoff::ECS,
         Some(&ctx.out),
         || async {
             let out = ctx

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _, Result};
 use aws_sdk_ecs::types::{ContainerInstanceStatus, DesiredStatus, Task};
 
 use super::service_names;
-use crate::aws::{format_duration, poll, AwsResultExt, Poll};
+use crate::aws::{format_duration, poll, AwsResultExt, Backoff, Poll};
 use crate::context::Ctx;
 use crate::kinds::{Action, ResourceKind};
 use crate::tasks;
@@ -69,6 +69,7 @@ pub async fn wait_running_everywhere(ctx: &Ctx, timeout: Duration) -> Result<()>
     let nodes = poll(
         &format!("the daemon services to run on every node of {cluster}"),
         timeout,
+        Backoff::ECS,
         || async {
             let (instances, running, stopped) = futures::join!(
                 active_container_instances(ctx, &cluster),

@@ -226,7 +226,7 @@ pub(super) async fn delete(ctx: &Ctx, name: &str, timeout: Duration) -> Result<(
     poll_with(
         &format!("launch configuration {name} to be no longer in use"),
         timeout,
-        Backoff::DEFAULT,
+        Backoff::SCALING,
         Some(&ctx.out),
         || async {
             let result = ctx

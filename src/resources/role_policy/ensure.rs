@@ -10,11 +10,19 @@ use super::{
 use crate::aws::{classify, create_once, no_retry, AwsResultExt};
 use crate::context::Ctx;
 use crate::kinds::{Action, ResourceKind};
+use crate::resources::Usable;
 use crate::state::RoleRecord;
 use crate::templates;
 
-/// Makes what is missing, records it, and puts the stack's policy on the role.
-pub(super) async fn ensure_found(ctx: &Ctx, found: RoleFound, role_name: &str) -> Result<()> {
+/// Makes what is missing, records it, and puts the stack's policy on the role. Once the role
+/// is in its profile (and recorded), the launch configuration may go: the inline policy
+/// matters only to running nodes, so it is put beside it.
+pub(super) async fn ensure_found(
+    ctx: &Ctx,
+    found: RoleFound,
+    role_name: &str,
+    usable: &Usable,
+) -> Result<()> {
     let iam = &ctx.aws.iam;
     let policy_name = ctx.stack.role_policy();
     let profile_name = role_name;
@@ -195,13 +203,19 @@ pub(super) async fn ensure_found(ctx: &Ctx, found: RoleFound, role_name: &str) -
             }
         }
     };
-    let (attached, added, policy) = futures::join!(attach, add, policy);
-    attached?;
-    added?;
+    let profile_ready = async {
+        let (attached, added) = futures::join!(attach, add);
+        attached?;
+        added?;
+        ctx.state
+            .update(|s| s.resources.instance_role = Some(record.clone()))
+            .await?;
+        usable.now();
+        Ok::<_, anyhow::Error>(())
+    };
+    let (profile_ready, policy) = futures::join!(profile_ready, policy);
+    profile_ready?;
     let action = policy?;
-    ctx.state
-        .update(|s| s.resources.instance_role = Some(record.clone()))
-        .await?;
     ctx.out
         .record(ResourceKind::RolePolicy, &policy_name, role_name, action);
     Ok(())

@@ -57,9 +57,10 @@ impl Resource for RolePolicy {
         ready: Ready<'a>,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
+            let usable = ready.usable();
             let (found, ready) = futures::join!(find(cx, &s.instance_role), ready);
             ready?;
-            ensure::ensure_found(cx, found?, &s.instance_role).await
+            ensure::ensure_found(cx, found?, &s.instance_role, &usable).await
         }
         .boxed()
     }
