@@ -140,11 +140,13 @@ pub async fn find(ctx: &Ctx) -> Result<bool> {
         .logs
         .describe_log_groups()
         .log_group_name_prefix(&name)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("looking up log group {name}"))?;
     Ok(found
-        .log_groups()
         .iter()
         .any(|g| g.log_group_name() == Some(name.as_str())))
 }

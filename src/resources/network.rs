@@ -129,15 +129,17 @@ async fn record(ctx: &Ctx, network: &NetworkRecord) -> Result<()> {
 }
 
 async fn given_subnets(ctx: &Ctx, ids: &[String]) -> Result<NetworkRecord> {
-    let out = ctx
+    let subnets = ctx
         .aws
         .ec2
         .describe_subnets()
         .set_subnet_ids(Some(ids.to_vec()))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("looking up subnets {}", ids.join(", ")))?;
-    let subnets = out.subnets();
     let mut vpcs: Vec<&str> = subnets.iter().filter_map(|s| s.vpc_id()).collect();
     vpcs.sort_unstable();
     vpcs.dedup();
@@ -169,22 +171,20 @@ async fn default_subnet(ctx: &Ctx, az: Option<&str>) -> Result<NetworkRecord> {
         .ec2
         .describe_subnets()
         .filters(ec2_filter("default-for-az", &["true"]))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws("looking up the default VPC's default subnets")?;
-    let vpc = subnets
-        .subnets()
-        .iter()
-        .find_map(|s| s.vpc_id())
-        .ok_or_else(|| {
-            anyhow!(
-                "region {} has no default VPC (no default subnet); pass --subnet-id ID \
+    let vpc = subnets.iter().find_map(|s| s.vpc_id()).ok_or_else(|| {
+        anyhow!(
+            "region {} has no default VPC (no default subnet); pass --subnet-id ID \
                  (repeatable) to use subnets of another VPC",
-                ctx.aws.region
-            )
-        })?;
+            ctx.aws.region
+        )
+    })?;
     let mut candidates: Vec<(&str, &str)> = subnets
-        .subnets()
         .iter()
         .filter(|s| s.vpc_id() == Some(vpc))
         .filter_map(|s| Some((s.availability_zone()?, s.subnet_id()?)))

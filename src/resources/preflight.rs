@@ -117,11 +117,13 @@ async fn offered_zones(ctx: &Ctx, instance_type: &str) -> Result<Vec<String>> {
         .describe_instance_type_offerings()
         .location_type(aws_sdk_ec2::types::LocationType::AvailabilityZone)
         .filters(ec2_filter("instance-type", &[instance_type]))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("looking up where {instance_type} is offered"))?;
     let mut zones: Vec<String> = out
-        .instance_type_offerings()
         .iter()
         .filter_map(|o| o.location().map(str::to_owned))
         .collect();

@@ -177,15 +177,16 @@ impl Resource for SecurityGroup {
 /// Groups named `<stack>-sg`, in any VPC (the network may not be known yet).
 pub async fn find(ctx: &Ctx) -> Result<Vec<Ec2SecurityGroup>> {
     let name = ctx.stack.security_group();
-    let found = ctx
-        .aws
+    ctx.aws
         .ec2
         .describe_security_groups()
         .filters(ec2_filter("group-name", &[&name]))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
-        .aws(format!("looking up security group {name}"))?;
-    Ok(found.security_groups().to_vec())
+        .aws(format!("looking up security group {name}"))
 }
 
 /// The stack's group in the VPC, or an error if a group of that name there is not ours.
@@ -230,7 +231,7 @@ async fn describe(ctx: &Ctx, id: &SecurityGroupId) -> Result<Option<Ec2SecurityG
 /// The stack's group by name and tag, in whichever VPC it is.
 async fn discover(ctx: &Ctx) -> Result<Option<SecurityGroupRecord>> {
     let name = ctx.stack.security_group();
-    let out = ctx
+    let found = ctx
         .aws
         .ec2
         .describe_security_groups()
@@ -239,10 +240,13 @@ async fn discover(ctx: &Ctx) -> Result<Option<SecurityGroupRecord>> {
             &format!("tag:{STACK_TAG}"),
             &[ctx.stack.as_str()],
         ))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("looking for security group {name}"))?;
-    Ok(out.security_groups().first().map(|g| SecurityGroupRecord {
+    Ok(found.first().map(|g| SecurityGroupRecord {
         id: SecurityGroupId::from(g.group_id().unwrap_or_default()),
         name: name.clone(),
         vpc_id: VpcId::from(g.vpc_id().unwrap_or_default()),

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use aws_sdk_ecs::types::ContainerInstanceStatus;
 
 use super::describe;
-use crate::aws::{format_duration, poll, AwsResultExt, Backoff, Poll};
+use crate::aws::{format_duration, poll, Backoff, Poll};
 use crate::context::Ctx;
 use crate::kinds::{Action, ResourceKind};
 
@@ -70,32 +70,12 @@ pub async fn wait_for_nodes(ctx: &Ctx, desired: u32, timeout: Duration) -> Resul
 
 /// EC2 instance ids of the cluster's ACTIVE container instances.
 async fn active_container_instances(ctx: &Ctx, cluster: &str) -> Result<BTreeSet<String>> {
-    let arns = ctx
-        .aws
-        .ecs
-        .list_container_instances()
-        .cluster(cluster)
-        .status(ContainerInstanceStatus::Active)
-        .send()
-        .await
-        .aws(format!("listing the container instances of {cluster}"))?
-        .container_instance_arns()
-        .to_vec();
-    if arns.is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    let described = ctx
-        .aws
-        .ecs
-        .describe_container_instances()
-        .cluster(cluster)
-        .set_container_instances(Some(arns))
-        .send()
-        .await
-        .aws(format!("describing the container instances of {cluster}"))?;
-    Ok(described
-        .container_instances()
-        .iter()
-        .filter_map(|c| c.ec2_instance_id().map(str::to_owned))
+    let arns =
+        crate::nodes::list_container_instances(ctx, cluster, Some(ContainerInstanceStatus::Active))
+            .await?
+            .unwrap_or_default();
+    Ok(crate::nodes::container_instance_hosts(ctx, cluster, &arns)
+        .await?
+        .into_values()
         .collect())
 }

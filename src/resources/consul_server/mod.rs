@@ -182,11 +182,13 @@ pub async fn find(ctx: &Ctx) -> Result<Option<InstanceId>> {
             "instance-state-name",
             &["pending", "running", "stopping", "stopped"],
         ))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("looking up the consul server {name}"))?;
     Ok(out
-        .reservations()
         .iter()
         .flat_map(|r| r.instances())
         .find_map(|i| i.instance_id())

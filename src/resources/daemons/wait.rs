@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _, Result};
 use aws_sdk_ecs::types::{ContainerInstanceStatus, DesiredStatus, Task};
 
 use super::service_names;
-use crate::aws::{format_duration, poll, AwsResultExt, Backoff, Poll};
+use crate::aws::{format_duration, poll, Backoff, Poll};
 use crate::context::Ctx;
 use crate::kinds::{Action, ResourceKind};
 use crate::tasks;
@@ -23,21 +23,10 @@ const CLOCK_SLACK: Duration = Duration::from_secs(30);
 
 /// The cluster's ACTIVE container instances: ARN -> EC2 instance id.
 async fn active_container_instances(ctx: &Ctx, cluster: &str) -> Result<BTreeMap<String, String>> {
-    let mut arns = Vec::new();
-    let mut pages = ctx
-        .aws
-        .ecs
-        .list_container_instances()
-        .cluster(cluster)
-        .status(ContainerInstanceStatus::Active)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.aws(format!(
-            "listing the container instances of {cluster} (ecs:ListContainerInstances)"
-        ))?;
-        arns.extend(page.container_instance_arns().iter().cloned());
-    }
+    let arns =
+        crate::nodes::list_container_instances(ctx, cluster, Some(ContainerInstanceStatus::Active))
+            .await?
+            .unwrap_or_default();
     crate::nodes::container_instance_hosts(ctx, cluster, &arns).await
 }
 

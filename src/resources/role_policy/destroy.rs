@@ -34,13 +34,13 @@ impl Companions {
             .iam
             .list_role_policies()
             .role_name(role_name)
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .aws(format!("listing the policies of IAM role {role_name}"))?;
-        let others = policies
-            .policy_names()
-            .iter()
-            .any(|p| *p != record.policy_name);
+        let others = policies.iter().any(|p| *p != record.policy_name);
         if !created_by_l5d_ecs(role.tags()) || others {
             // Not ours, or still used by another stack: it stays.
             return Ok(none);
@@ -140,10 +140,13 @@ pub(super) async fn destroy(ctx: &Ctx, record: &RoleRecord) -> Result<()> {
     let attached = iam
         .list_attached_role_policies()
         .role_name(role)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("listing the managed policies of IAM role {role}"))?;
-    for policy in attached.attached_policies() {
+    for policy in &attached {
         if let Some(arn) = policy.policy_arn() {
             done_if_gone(
                 iam.detach_role_policy()

@@ -307,11 +307,13 @@ async fn find(ctx: &Ctx, role_name: &str) -> Result<RoleFound> {
             .iam
             .list_attached_role_policies()
             .role_name(role_name)
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
         {
             Ok(out) => Ok(out
-                .attached_policies()
                 .iter()
                 .filter_map(|p| p.policy_arn().map(str::to_owned))
                 .collect()),

@@ -321,11 +321,13 @@ async fn latest_active(ctx: &Ctx, family: String) -> Result<Option<TaskDefinitio
         .list_task_definitions()
         .family_prefix(&family)
         .status(TaskDefinitionStatus::Active)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .aws(format!("looking for task definition {family}"))?;
     let latest = out
-        .task_definition_arns()
         .iter()
         .filter(|arn| family_of(arn) == Some(family.as_str()))
         .filter_map(|arn| {
