@@ -51,10 +51,10 @@ impl Backoff {
         first: Duration::from_millis(250),
         max: Duration::from_secs(2),
     };
-    /// Instances starting, stopping and joining the cluster: a minute or two.
+    /// Instances starting, stopping and joining the cluster: 30 s to a minute or two.
     pub const INSTANCES: Backoff = Backoff {
         first: Duration::from_millis(500),
-        max: Duration::from_secs(5),
+        max: Duration::from_secs(3),
     };
 }
 

@@ -25,6 +25,7 @@ mod realistic_aws;
 mod reliability;
 mod reliability_kill;
 mod s3_state;
+mod scale;
 mod snapshots;
 mod stacks;
 mod up_down;

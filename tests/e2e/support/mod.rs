@@ -1132,6 +1132,8 @@ struct ProxyShared {
     arrivals: tokio::sync::watch::Sender<usize>,
     /// Requests received and not finished yet.
     in_flight: tokio::sync::watch::Sender<usize>,
+    /// Per operation: (calls in flight now, the most ever in flight at once).
+    in_flight_by_operation: Mutex<BTreeMap<String, (usize, usize)>>,
 }
 
 /// Counting/logging (and optionally fault-injecting) proxy in front of moto.
@@ -1197,6 +1199,7 @@ impl Proxy {
             occurrences: Mutex::new(BTreeMap::new()),
             arrivals: tokio::sync::watch::channel(0).0,
             in_flight: tokio::sync::watch::channel(0).0,
+            in_flight_by_operation: Mutex::new(BTreeMap::new()),
         });
         let accept_shared = shared.clone();
         let task = tokio::spawn(async move {
@@ -1299,6 +1302,16 @@ impl Proxy {
         tokio::time::timeout(timeout, rx.wait_for(|seen| *seen >= n))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The most calls of `operation` that were in flight at once.
+    pub fn peak_in_flight(&self, operation: &str) -> usize {
+        self.shared
+            .in_flight_by_operation
+            .lock()
+            .unwrap()
+            .get(operation)
+            .map_or(0, |(_, peak)| *peak)
     }
 
     /// Waits until no request is being handled (a killed client's calls run to their end
@@ -1740,6 +1753,33 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// One call of an operation in flight, counted in [`ProxyShared::in_flight_by_operation`].
+struct OperationInFlight<'a> {
+    counts: &'a Mutex<BTreeMap<String, (usize, usize)>>,
+    operation: String,
+}
+
+impl<'a> OperationInFlight<'a> {
+    fn enter(counts: &'a Mutex<BTreeMap<String, (usize, usize)>>, operation: &str) -> Self {
+        let mut all = counts.lock().unwrap();
+        let (now, peak) = all.entry(operation.to_owned()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        Self {
+            counts,
+            operation: operation.to_owned(),
+        }
+    }
+}
+
+impl Drop for OperationInFlight<'_> {
+    fn drop(&mut self) {
+        if let Some((now, _)) = self.counts.lock().unwrap().get_mut(&self.operation) {
+            *now = now.saturating_sub(1);
+        }
+    }
+}
+
 async fn proxy_one(conn: TcpStream, shared: &ProxyShared) -> std::io::Result<()> {
     let mut client = BufReader::new(conn);
     let Some(request) = read_message(&mut client, true).await? else {
@@ -1748,6 +1788,7 @@ async fn proxy_one(conn: TcpStream, shared: &ProxyShared) -> std::io::Result<()>
     let _in_flight = InFlight::enter(&shared.in_flight);
     shared.arrivals.send_modify(|n| *n += 1);
     let (service, operation) = classify(&request);
+    let _operation_in_flight = OperationInFlight::enter(&shared.in_flight_by_operation, &operation);
     let body = String::from_utf8_lossy(&request.body).into_owned();
 
     let scripted = {
