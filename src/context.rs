@@ -16,6 +16,12 @@ pub struct Ctx {
     pub aws: Aws,
     pub state: StateStore,
     pub out: Arc<Output>,
+    /// The stack's security groups as the run first saw them: the group and its rules both
+    /// start from this one look-up (one call fewer in the first round of a cold `up`).
+    pub first_security_groups: tokio::sync::OnceCell<Vec<aws_sdk_ec2::types::SecurityGroup>>,
+    /// The cluster's container instances and running tasks, for `status`, whose daemon lines
+    /// and node table both need them ([`crate::nodes::cluster_look`]).
+    pub cluster_look: tokio::sync::OnceCell<crate::nodes::ClusterLook>,
 }
 
 impl Ctx {
@@ -56,6 +62,8 @@ impl Ctx {
             aws,
             state,
             out,
+            first_security_groups: tokio::sync::OnceCell::new(),
+            cluster_look: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
+use aws_sdk_ec2::types::Instance;
 use aws_smithy_types::DateTime;
 use serde::Serialize;
 
@@ -38,24 +39,40 @@ pub async fn by_stack(
     ec2: &aws_sdk_ec2::Client,
     stack: Option<&str>,
 ) -> Result<BTreeMap<String, Burn>> {
+    burn_of(ec2, &running_instances(ec2, stack).await?).await
+}
+
+/// The pending and running instances that carry a stack's tag (of `stack`, else of any).
+pub async fn running_instances(
+    ec2: &aws_sdk_ec2::Client,
+    stack: Option<&str>,
+) -> Result<Vec<Instance>> {
     let tag = match stack {
         Some(s) => ec2_filter(&format!("tag:{STACK_TAG}"), &[s]),
         None => ec2_filter("tag-key", &[STACK_TAG]),
     };
-    let pages: Vec<_> = ec2
+    let reservations: Vec<_> = ec2
         .describe_instances()
         .filters(tag)
         .filters(ec2_filter("instance-state-name", &["pending", "running"]))
         .into_paginator()
+        .items()
         .send()
         .try_collect()
         .await
         .aws("looking up the stack's running instances (ec2:DescribeInstances)")?;
-    let instances: Vec<_> = pages
+    Ok(reservations
         .iter()
-        .flat_map(|p| p.reservations())
         .flat_map(|r| r.instances())
-        .collect();
+        .cloned()
+        .collect())
+}
+
+/// What `instances` burn, by the stack whose tag each carries.
+pub async fn burn_of(
+    ec2: &aws_sdk_ec2::Client,
+    instances: &[Instance],
+) -> Result<BTreeMap<String, Burn>> {
     let types: BTreeSet<String> = instances
         .iter()
         .filter_map(|i| i.instance_type().map(|t| t.as_str().to_owned()))

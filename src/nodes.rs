@@ -78,6 +78,23 @@ pub async fn running_nodes(ctx: &Ctx) -> Result<Vec<Node>> {
     Ok(nodes)
 }
 
+/// Of `instances`, the running nodes (tagged Name=`<stack>-ecs`).
+pub fn running_nodes_among(ctx: &Ctx, instances: &[Instance]) -> Vec<Node> {
+    let name = ctx.stack.node_tag();
+    let mut nodes: Vec<Node> = instances
+        .iter()
+        .filter(|i| {
+            i.tags()
+                .iter()
+                .any(|t| t.key() == Some("Name") && t.value() == Some(name.as_str()))
+        })
+        .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("running"))
+        .filter_map(Node::from_instance)
+        .collect();
+    nodes.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    nodes
+}
+
 /// A running node to talk to (one with a public address if there is one), or an error saying
 /// there is none.
 pub async fn pick_node(ctx: &Ctx) -> Result<Node> {
@@ -199,6 +216,62 @@ pub async fn container_instance_hosts(
             ))
         })
         .collect())
+}
+
+/// What runs in a cluster, read once: its container instances (ACTIVE and DRAINING) and
+/// its tasks meant to run, described.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterLook {
+    pub container_instances: Vec<ContainerInstance>,
+    pub running: Vec<aws_sdk_ecs::types::Task>,
+}
+
+impl ClusterLook {
+    /// ACTIVE container instance ARN -> EC2 instance id.
+    pub fn active_hosts(&self) -> BTreeMap<String, String> {
+        self.container_instances
+            .iter()
+            .filter(|c| c.status() == Some("ACTIVE"))
+            .filter_map(|c| {
+                Some((
+                    c.container_instance_arn()?.to_owned(),
+                    c.ec2_instance_id()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The cluster's [`ClusterLook`], made once per run: for a command that only reads (`status`
+/// asks for it from its node table and from each daemon's line, at 60 nodes hundreds of
+/// tasks each time). A command that changes the cluster must look again.
+pub async fn cluster_look<'a>(ctx: &'a Ctx, cluster: &str) -> Result<&'a ClusterLook> {
+    ctx.cluster_look
+        .get_or_try_init(|| async {
+            let container_instances = async {
+                let arns = list_container_instances(ctx, cluster, None)
+                    .await?
+                    .unwrap_or_default();
+                describe_container_instances(ctx, cluster, &arns).await
+            };
+            let running = async {
+                let listing = ctx
+                    .aws
+                    .ecs
+                    .list_tasks()
+                    .cluster(cluster)
+                    .desired_status(aws_sdk_ecs::types::DesiredStatus::Running);
+                let arns =
+                    crate::tasks::list(listing, &format!("the running tasks of {cluster}")).await?;
+                crate::tasks::describe(ctx, cluster, &arns).await
+            };
+            let (container_instances, running) = futures::join!(container_instances, running);
+            Ok(ClusterLook {
+                container_instances: container_instances?,
+                running: running?,
+            })
+        })
+        .await
 }
 
 /// task ARN -> the node it runs on, following task -> container instance -> EC2 instance.

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 use aws_sdk_ecs::types::DesiredStatus;
+use futures::FutureExt;
 use serde::Serialize;
 
 use super::unrecorded::Unrecorded;
@@ -142,17 +143,23 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
 /// burns, and the cluster's container instances, tasks and nodes.
 pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
     let r = ctx.state.resources();
+    // One DescribeInstances serves what burns and the node table (at 60 nodes, the largest
+    // answer of the run).
+    let instances = costs::running_instances(&ctx.aws.ec2, Some(ctx.stack.as_str()))
+        .map(|r| r.map_err(|e| format!("{e:#}")))
+        .boxed()
+        .shared();
+    let burning = async {
+        let instances = instances.clone().await.map_err(|e| anyhow::anyhow!(e))?;
+        costs::burn_of(&ctx.aws.ec2, &instances).await
+    };
     let cluster = async {
         match &r.cluster {
-            Some(cluster) => where_tasks_run(ctx, &cluster.name).await,
+            Some(cluster) => where_tasks_run(ctx, &cluster.name, instances.clone()).await,
             None => Ok(Placement::default()),
         }
     };
-    let (lines, burning, placement) = futures::join!(
-        resources::status(ctx, &r),
-        costs::by_stack(&ctx.aws.ec2, Some(ctx.stack.as_str())),
-        cluster
-    );
+    let (lines, burning, placement) = futures::join!(resources::status(ctx, &r), burning, cluster);
     let running = burning?.remove(ctx.stack.as_str()).unwrap_or_default();
     let Placement {
         nodes: node_list,
@@ -196,41 +203,31 @@ struct Placement {
     viz_host: Option<String>,
 }
 
-/// Container instances, tasks and running nodes are three independent look-ups: made at
-/// once, so a status of 60 nodes takes the rounds of one of 2.
-async fn where_tasks_run(ctx: &Ctx, name: &str) -> Result<Placement> {
-    let container_instances = async {
-        let arns = nodes::list_container_instances(ctx, name, None)
-            .await?
-            .unwrap_or_default();
-        nodes::describe_container_instances(ctx, name, &arns).await
-    };
-    let listing = |status: DesiredStatus| {
-        ctx.aws
+/// The cluster's look (shared with the daemons' lines), its stopped tasks and the running
+/// nodes are independent look-ups: made at once, so a status of 60 nodes takes the rounds of
+/// one of 2.
+async fn where_tasks_run(
+    ctx: &Ctx,
+    name: &str,
+    instances: impl std::future::Future<Output = Result<Vec<aws_sdk_ec2::types::Instance>, String>>,
+) -> Result<Placement> {
+    let stopped_what = format!("the stopped tasks of {name}");
+    let stopped = async {
+        let listing = ctx
+            .aws
             .ecs
             .list_tasks()
             .cluster(name)
-            .desired_status(status)
+            .desired_status(DesiredStatus::Stopped);
+        tasks::describe(ctx, name, &tasks::list(listing, &stopped_what).await?).await
     };
-    let (running_what, stopped_what) = (
-        format!("the running tasks of {name}"),
-        format!("the stopped tasks of {name}"),
-    );
-    let described =
-        |listed: Result<Vec<String>>| async move { tasks::describe(ctx, name, &listed?).await };
-    let (container_instances, tasks, stopped, running) = futures::join!(
-        container_instances,
-        async {
-            described(tasks::list(listing(DesiredStatus::Running), &running_what).await).await
-        },
-        async {
-            described(tasks::list(listing(DesiredStatus::Stopped), &stopped_what).await).await
-        },
-        nodes::running_nodes(ctx)
-    );
+    let (look, stopped, running) =
+        futures::join!(nodes::cluster_look(ctx, name), stopped, instances);
+    let running = running.map(|all| nodes::running_nodes_among(ctx, &all));
+    let look = look?;
     let mut registered: BTreeMap<String, String> = BTreeMap::new();
     let mut ci_status: BTreeMap<String, String> = BTreeMap::new();
-    for ci in container_instances? {
+    for ci in &look.container_instances {
         if let (Some(ec2), Some(arn)) = (ci.ec2_instance_id(), ci.container_instance_arn()) {
             registered.insert(arn.to_owned(), ec2.to_owned());
             ci_status.insert(ec2.to_owned(), ci.status().unwrap_or("?").to_owned());
@@ -238,7 +235,7 @@ async fn where_tasks_run(ctx: &Ctx, name: &str) -> Result<Placement> {
     }
     let stopped = recently_stopped(ctx, stopped?, &registered);
     let mut by_instance: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for t in &tasks? {
+    for t in &look.running {
         let Some(ec2) = t.container_instance_arn().and_then(|a| registered.get(a)) else {
             continue;
         };
@@ -254,7 +251,7 @@ async fn where_tasks_run(ctx: &Ctx, name: &str) -> Result<Placement> {
         stopped,
         ..Placement::default()
     };
-    for n in &running? {
+    for n in &running.map_err(|e| anyhow::anyhow!(e))? {
         let id = n.instance_id.to_string();
         let tasks = by_instance.remove(&id).unwrap_or_default();
         if tasks.contains_key(&viz_family) && placement.viz_host.is_none() {

@@ -50,7 +50,7 @@ impl Resource for SecurityGroup {
         ready: Ready<'a>,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
-            let (found, cidrs, ready) = futures::join!(find(cx), s.allowed_cidrs(cx), ready);
+            let (found, cidrs, ready) = futures::join!(first_find(cx), s.allowed_cidrs(cx), ready);
             ready?;
             let network = cx
                 .state
@@ -187,6 +187,14 @@ pub async fn find(ctx: &Ctx) -> Result<Vec<Ec2SecurityGroup>> {
         .try_collect()
         .await
         .aws(format!("looking up security group {name}"))
+}
+
+/// [`find`] once per run, for the group's and its rules' first look (the same moment).
+pub async fn first_find(ctx: &Ctx) -> Result<Vec<Ec2SecurityGroup>> {
+    ctx.first_security_groups
+        .get_or_try_init(|| find(ctx))
+        .await
+        .cloned()
 }
 
 /// The stack's group in the VPC, or an error if a group of that name there is not ours.

@@ -57,7 +57,7 @@ impl Resource for SecurityGroupRules {
         async move {
             // The rules the group has now, read beside every other look-up: a group that is
             // not found yet is made by this run, with no rules.
-            let (found, ready) = futures::join!(security_group::find(cx), ready);
+            let (found, ready) = futures::join!(security_group::first_find(cx), ready);
             ready?;
             let found = found?;
             let record = cx

@@ -166,24 +166,13 @@ pub(super) fn not_everywhere(
 }
 
 /// The cluster's ACTIVE container instances (ARN -> EC2 instance id) and its RUNNING tasks,
-/// for where each daemon runs.
+/// for where each daemon runs (`status`: the run's one look at the cluster).
 pub(super) async fn nodes_and_tasks(
     ctx: &Ctx,
     cluster: &str,
 ) -> Result<(BTreeMap<String, String>, Vec<Task>)> {
-    let what = format!("the running tasks of {cluster}");
-    let listing = ctx
-        .aws
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .desired_status(DesiredStatus::Running);
-    let (instances, running) = futures::join!(
-        active_container_instances(ctx, cluster),
-        tasks::list(listing, &what)
-    );
-    let running = tasks::describe(ctx, cluster, &running?).await?;
-    Ok((instances?, running))
+    let look = crate::nodes::cluster_look(ctx, cluster).await?;
+    Ok((look.active_hosts(), look.running.clone()))
 }
 
 /// The daemon's failures since the wait began, in words, once there are enough of them to
