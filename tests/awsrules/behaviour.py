@@ -115,6 +115,12 @@ honours serviceName (moto ignores it); UpdateAutoScalingGroup to a launch templa
 group's launch configuration and the other way round (moto keeps both); TerminateInstances of
 a terminated instance changes nothing (moto tore it down twice).
 
+Pages (pages.py): `configure({"page_sizes": {"ecs:ListTasks": 2, ...}})` makes answers of those
+list operations (ECS ListTasks, ListContainerInstances, ListTaskDefinitions, ListServices,
+ListClusters; EC2 DescribeInstances, DescribeSecurityGroups, DescribeSubnets) carry at most that
+many items and a continuation token, as AWS may; reset() clears it. A bad token of ours is
+answered as AWS does (ECS InvalidParameterException, EC2 InvalidParameterValue).
+
 Events (`GET /_rules/events`, cleared by reset): every refusal ({"kind": "refused", "rule",
 "operation", "resource", "at", "ready_at"}: ready_at is when AWS would accept, or null when that
 depends on the caller, e.g. instances still running), every token replay ("replayed"), and the
@@ -145,6 +151,7 @@ import zlib
 from collections import deque
 from typing import Any, Callable
 
+import pages
 from protocol import ACCOUNT, Answer, Call, error
 
 DEFAULT_DELAYS: dict[str, float] = {
@@ -477,6 +484,8 @@ class World:
         self._cond = threading.Condition(self._lock)
         self._delays: dict[str, float] = dict(DEFAULT_DELAYS)
         self._extra: dict[str, Any] = {}
+        # service:Operation -> items per answer (pages.py), cleared by reset()
+        self._page_sizes: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._errors_seen: set[str] = set()
         self._clear()
@@ -545,6 +554,7 @@ class World:
         with self._lock:
             self._clear()
             self._delays = dict(DEFAULT_DELAYS)
+            self._page_sizes = {}
             self._cond.notify_all()
 
     def configure(self, settings: dict[str, Any]) -> None:
@@ -564,6 +574,8 @@ class World:
                         str(name): dict(spec) for name, spec in (value or {}).items() if spec
                     }
                     self._fault_last.clear()
+                elif key == "page_sizes":
+                    self._page_sizes.update(pages.validate(value))
                 else:
                     self._extra[key] = value
 
@@ -572,7 +584,12 @@ class World:
             out = dict(self._extra)
             out["delays"] = dict(self._delays)
             out["daemon_faults"] = copy.deepcopy(self._faults)
+            out["page_sizes"] = dict(self._page_sizes)
             return out
+
+    def page_sizes(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._page_sizes)
 
     def events(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -45,6 +45,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 import behaviour  # noqa: E402
 import hand_rules  # noqa: E402,F401  (registers the rules)
 import model_rules  # noqa: E402
+import pages  # noqa: E402
 import protocol  # noqa: E402
 import rulebook  # noqa: E402
 
@@ -153,11 +154,24 @@ class RulesApp:
         early = self.world.before(call)
         if early is not None:
             return self._send(start_response, early)
+        try:
+            paging = pages.request(self.world.page_sizes(), service, operation, body)
+        except pages.BadToken as e:
+            code = "InvalidParameterException" if service == "ecs" else "InvalidParameterValue"
+            return self._send(start_response, protocol.error(call, code, f"Invalid nextToken: {e}"))
+        if paging is not None:
+            # moto answers the whole list; the page is cut from it below
+            paging, for_moto = paging
+            environ["wsgi.input"] = io.BytesIO(for_moto)
+            environ["CONTENT_LENGTH"] = str(len(for_moto))
         _SIGNED.body = body
         try:
             answer = self._forward(environ)
         finally:
             _SIGNED.body = None
+        if paging is not None:
+            answer = protocol.Answer(answer.status, answer.headers,
+                                     pages.answer(paging, answer.status, answer.body))
         answer = self.world.after(call, answer)
         return self._send(start_response, answer)
 

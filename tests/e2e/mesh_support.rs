@@ -203,19 +203,26 @@ pub fn family(app: &str) -> String {
 
 /// Every task of `family` in the default stack's cluster whose desired status is RUNNING.
 pub async fn tasks_of(aws: &Aws, family: &str) -> Vec<aws_sdk_ecs::types::Task> {
-    let arns = aws
+    // Every page: a test may have the rules server answer in small pages.
+    let arns: Vec<String> = aws
         .ecs
         .list_tasks()
         .cluster(DEFAULT_STACK)
         .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
-        .expect("list_tasks")
-        .task_arns()
-        .to_vec();
+        .expect("list_tasks");
     if arns.is_empty() {
         return Vec::new();
     }
+    assert!(
+        arns.len() <= 100,
+        "describe_tasks takes 100 at most: {}",
+        arns.len()
+    );
     let out = aws
         .ecs
         .describe_tasks()

@@ -220,9 +220,7 @@ async fn undeploy_stops_many_tasks_sixteen_at_a_time_through_throttling() {
     )
     .expect("state JSON");
     assert!(
-        state["resources"]["apps"]
-            .get("hello-world")
-            .is_none(),
+        state["resources"]["apps"].get("hello-world").is_none(),
         "the state forgets the app: {state:#}"
     );
 }
