@@ -14,8 +14,25 @@
                                                AWS call the proxy saw meanwhile
     bench.py loop    -n N --out F.json -- CMD...   start-up timing without hyperfine
     bench.py report  OUTDIR RESULTS_MD         writes the results page from OUTDIR/*.json
+
+  The rows on the AWS rules layer (tests/awsrules/serve: moto behind a real account's rules):
+    bench.py rules-fresh RULES_URL ROOT [--norole] [--delays JSON]
+                                               reset (World's delays back to their defaults),
+                                               ECS tasks pinned RUNNING, delays set, warm, the
+                                               instance role (unless --norole), violations
+                                               cleared
+    bench.py agent   RULES_URL STACK N [--timeout S]
+                                               the stand-in ECS agent: waits for the N running
+                                               instances of STACK's ASG, registers each as a
+                                               container instance of cluster STACK, then waits
+                                               until every DAEMON service has a RUNNING task on
+                                               each of them (the rules layer's scheduler)
+    bench.py events  RULES_URL OUT.json        the rules layer's events and settings, saved
+  `run` also takes --nodes N (kept in the result), --rules URL (the rules layer's violations
+  during the run, and its clock) and --timeout S (the run is killed after S seconds, rc 124).
 """
 
+import functools
 import glob
 import json
 import os
@@ -128,6 +145,172 @@ def cmd_render(root, outdir, stack):
         f.write(policy)
 
 
+# ------------------------------------------------------------------------ the AWS rules layer
+
+
+def rules_get(rules, path):
+    return json.loads(http("GET", rules.rstrip("/") + path))
+
+
+def rules_post(rules, path, doc=None):
+    return json.loads(http("POST", rules.rstrip("/") + path, json.dumps(doc or {}).encode()))
+
+
+def rules_violations(rules, clear=False):
+    if clear:
+        return rules_post(rules, "/_rules/violations/clear")["violations"]
+    return rules_get(rules, "/_rules/violations")["violations"]
+
+
+def cmd_rules_fresh(args):
+    """rules-fresh RULES_URL ROOT [--norole] [--delays JSON]"""
+    rules, root = args[0], args[1]
+    rest = args[2:]
+    norole = "--norole" in rest
+    delays = json.loads(rest[rest.index("--delays") + 1]) if "--delays" in rest else {}
+    cmd_reset(rules)  # the rules layer forgets its World too: default delays, no events
+    # moto would move a task on by one state at every DescribeTasks (to STOPPED soon); ECS
+    # keeps a healthy task RUNNING, as the integration tests pin it
+    http("POST", rules.rstrip("/") + "/moto-api/state-manager/set-transition",
+         json.dumps({"model_name": "ecs::task",
+                     "transition": {"progression": "manual", "times": 1000000}}).encode())
+    if delays:
+        rules_post(rules, "/_rules/config", {"delays": delays})
+    cmd_warm(rules)
+    if not norole:
+        cmd_role(rules, root)
+    broke = rules_violations(rules, clear=True)
+    for v in broke:
+        print(f"bench.py rules-fresh: set-up broke rule {v.get('rule')} with "
+              f"{v.get('service')}:{v.get('operation')}: {v.get('message')}", file=sys.stderr)
+    return 1 if broke else 0
+
+
+def _all_tasks(ecs, cluster):
+    arns, token = [], None
+    while True:
+        kw = {"cluster": cluster, "desiredStatus": "RUNNING", "maxResults": 100}
+        if token:
+            kw["nextToken"] = token
+        page = ecs.list_tasks(**kw)
+        arns += page.get("taskArns", [])
+        token = page.get("nextToken")
+        if not token:
+            break
+    tasks = []
+    for i in range(0, len(arns), 100):
+        tasks += ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", [])
+    return tasks
+
+
+def cmd_agent(args):
+    """agent RULES_URL STACK N [--timeout S]: plays the ECS agent of the stack's N nodes (moto
+    has none), as tests/e2e/support/mod.rs register_container_instances does: every running
+    instance of the ASG `<STACK>-asg` is registered as a container instance of cluster STACK
+    with an instanceIdentityDocument naming it; then waits for the rules layer's DAEMON
+    scheduler to run one task of every DAEMON service on each. Straight to the rules layer
+    (not through the proxy), untimed. Polls every 0.2 s; fails after the timeout, saying what
+    it was waiting for."""
+    rules, stack, n = args[0], args[1], int(args[2])
+    timeout = float(args[args.index("--timeout") + 1]) if "--timeout" in args else 600.0
+    asg, ec2, ecs = client("autoscaling", rules), client("ec2", rules), client("ecs", rules)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    waiting = "?"
+
+    def give_up():
+        sys.exit(f"bench.py agent: after {time.monotonic() - t0:.0f} s still waiting for {waiting}")
+
+    # 1. the ASG's N instances, running
+    while True:
+        groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[f"{stack}-asg"])["AutoScalingGroups"]
+        ids = [i["InstanceId"] for g in groups for i in g.get("Instances", [])]
+        running = []
+        for i in range(0, len(ids), 100):
+            for r in ec2.describe_instances(InstanceIds=ids[i:i + 100])["Reservations"]:
+                running += [x["InstanceId"] for x in r["Instances"] if x["State"]["Name"] == "running"]
+        if len(running) >= n:
+            break
+        waiting = f"{n} running instances in ASG {stack}-asg ({len(running)} of {len(ids)} running)"
+        if time.monotonic() > deadline:
+            give_up()
+        time.sleep(0.2)
+    t_instances = time.monotonic()
+
+    # 2. register those not registered yet
+    def registered():
+        arns, token = [], None
+        while True:
+            kw = {"cluster": stack, "maxResults": 100}
+            if token:
+                kw["nextToken"] = token
+            page = ecs.list_container_instances(**kw)
+            arns += page.get("containerInstanceArns", [])
+            token = page.get("nextToken")
+            if not token:
+                break
+        out = {}
+        for i in range(0, len(arns), 100):
+            for ci in ecs.describe_container_instances(cluster=stack, containerInstances=arns[i:i + 100])[
+                    "containerInstances"]:
+                if ci.get("status") == "ACTIVE":
+                    out[ci["ec2InstanceId"]] = ci["containerInstanceArn"]
+        return out
+
+    have = registered()
+    for iid in sorted(running):
+        if iid not in have:
+            ecs.register_container_instance(cluster=stack,
+                                            instanceIdentityDocument=json.dumps({"instanceId": iid}))
+    have = registered()
+    mine = {have[i] for i in running if i in have}
+    if len(mine) < n:
+        sys.exit(f"bench.py agent: only {len(mine)} of {n} instances are ACTIVE container instances")
+    t_registered = time.monotonic()
+
+    # 3. the scheduler's daemon tasks, one per DAEMON service per node
+    while True:
+        names = []
+        token = None
+        while True:
+            page = ecs.list_services(cluster=stack, **({"nextToken": token} if token else {}))
+            names += page.get("serviceArns", [])
+            token = page.get("nextToken")
+            if not token:
+                break
+        daemons = []
+        for i in range(0, len(names), 10):
+            for svc in ecs.describe_services(cluster=stack, services=names[i:i + 10])["services"]:
+                if svc.get("schedulingStrategy") == "DAEMON" and svc.get("status") == "ACTIVE":
+                    daemons.append(svc["serviceName"])
+        placed = {}
+        for t in _all_tasks(ecs, stack):
+            if t.get("lastStatus") == "RUNNING" and t.get("containerInstanceArn") in mine:
+                placed.setdefault(t.get("group"), set()).add(t["containerInstanceArn"])
+        short = {d: n - len(placed.get(f"service:{d}", set()) & mine) for d in daemons}
+        if daemons and not any(short.values()):
+            break
+        waiting = ("DAEMON services in cluster " + stack if not daemons else
+                   "a RUNNING task of each DAEMON service on each of the " + str(n) + " nodes (missing: "
+                   + ", ".join(f"{d} on {k}" for d, k in sorted(short.items()) if k) + ")")
+        if time.monotonic() > deadline:
+            give_up()
+        time.sleep(0.2)
+    t_daemons = time.monotonic()
+    print(f"  agent: {n} nodes running after {t_instances - t0:.1f} s, registered after "
+          f"{t_registered - t0:.1f} s, {len(daemons)} daemons ({', '.join(sorted(daemons))}) on every "
+          f"node after {t_daemons - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_events(rules, out):
+    doc = {"events": rules_get(rules, "/_rules/events")["events"],
+           "config": rules_get(rules, "/_rules/config")["config"],
+           "now_wall": time.time()}
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1)
+
+
 # ------------------------------------------------------------------------------------ timing
 
 
@@ -141,12 +324,22 @@ def cmd_run(args):
     opts, cmd = args[:sep], args[sep + 1 :]
     o = dict(zip(opts[::2], opts[1::2]))
     control = o["--control"]
+    rules = o.get("--rules")
+    timeout = float(o["--timeout"]) if "--timeout" in o else None
     http("POST", control.rstrip("/") + "/reset", b"")
+    if rules:
+        rules_violations(rules, clear=True)  # what set-up did is not this run's
     log = o.get("--log", o["--out"][: -len(".json")])
+    timed_out = False
     with open(log + ".stdout", "wb") as out, open(log + ".stderr", "wb") as err:
+        t0w = time.time()
         t0 = time.monotonic()
-        rc = subprocess.call(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            rc = subprocess.call(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout)
+        except subprocess.TimeoutExpired:  # subprocess.call has killed it
+            rc, timed_out = 124, True
         t1 = time.monotonic()
+        t1w = time.time()
     seen = proxy_calls(control)
     result = {
         "label": o["--label"],
@@ -157,13 +350,24 @@ def cmd_run(args):
         "t0": t0,
         "t1": t1,
         "wall": t1 - t0,
+        # the same moments on the wall clock, which the rules layer's events use
+        "t0_wall": t0w,
+        "t1_wall": t1w,
         "calls": seen["calls"],
     }
+    if timed_out:
+        result["timed_out"] = timeout
+    if "--nodes" in o:
+        result["nodes"] = int(o["--nodes"])
+    if rules:
+        result["violations"] = rules_violations(rules, clear=True)
     with open(o["--out"], "w") as f:
         json.dump(result, f, indent=1)
+    nodes = f"  {result['nodes']:2d} nodes" if "nodes" in result else ""
+    broke = f"  {len(result['violations'])} rule violation(s)" if result.get("violations") else ""
     print(
-        f"  {o['--label']:<14} {result['latency_ms']:>5.0f} ms/call  {result['wall']:7.3f} s  "
-        f"{len(result['calls']):3d} calls  rc={rc}",
+        f"  {o['--label']:<14} {result['latency_ms']:>5.0f} ms/call{nodes}  {result['wall']:7.3f} s  "
+        f"{len(result['calls']):3d} calls  rc={rc}{' (timed out)' if timed_out else ''}{broke}",
         file=sys.stderr,
     )
     return 0 if rc == 0 else 1
@@ -283,6 +487,357 @@ def rounds_table(w, r, s):
     w("")
 
 
+# ----------------------------------------------------------------- the rules layer's rows
+
+SCALE_OPS = [
+    ("status", "`l5d-ecs status`", True),
+    ("deploy", "`l5d-ecs deploy hello-world --count N`", True),
+    ("status-again", "`l5d-ecs status`, with the N app tasks", False),
+    ("down", "`l5d-ecs down --yes`", True),
+]
+SCALE_LIMIT = 1.5  # each of status, deploy, down at the largest size within 1.5x the smallest
+
+
+def load_runs(outdir, sub):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(outdir, sub, "*.json"))):
+        if os.path.basename(path).startswith("events-"):
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        r["_file"] = os.path.relpath(path, os.path.dirname(outdir))
+        runs.append(r)
+    return runs
+
+
+def op_counts(run):
+    ops = {}
+    for c in run["calls"]:
+        ops[c["op"]] = ops.get(c["op"], 0) + 1
+    return ops
+
+
+def median_run(rs):
+    m = med([r["wall"] for r in rs])
+    return min(rs, key=lambda r: abs(r["wall"] - m))
+
+
+def emulator_excess(run, s):
+    """Seconds the emulator itself took on the run's critical path: for each call of the chain
+    that ended last, how much longer than the proxy's latency it took to answer. moto answers
+    one call at a time and slowly for big answers (DescribeInstances of 60 instances takes
+    ~0.3 s), which real AWS would not add; wall minus this is what the tool would take if
+    each call cost exactly the latency."""
+    lat = run["latency_ms"] / 1000
+    return sum(max(0.0, (c["end"] - c["start"]) - lat) for c in s["chain"])
+
+
+def scale_analysis(outdir, meta):
+    """(targets, page lines) of the scale row, or ([], []) when it did not run."""
+    runs = load_runs(outdir, "scale")
+    if not runs:
+        return [], []
+    lat = runs[0]["latency_ms"]
+    by = {}
+    for r in runs:
+        by.setdefault((r["label"], r["nodes"]), []).append(r)
+    sizes = sorted({r["nodes"] for r in runs})
+    small, large = sizes[0], sizes[-1]
+
+    @functools.lru_cache(maxsize=None)
+    def st(label, n):
+        rs = by.get((label, n))
+        if not rs:
+            return None
+        sums = [summary(r) for r in rs]
+        net = [r["wall"] - emulator_excess(r, x) for r, x in zip(rs, sums)]
+        return {"runs": rs, "walls": [r["wall"] for r in rs], "wall": med([r["wall"] for r in rs]),
+                "net": med(net),
+                "calls": med([x["n"] for x in sums]), "calls_all": sorted({x["n"] for x in sums}),
+                "depth": med([x["depth"] for x in sums]), "ok": all(r["rc"] == 0 for r in rs),
+                "violations": [v for r in rs for v in r.get("violations", [])]}
+
+    targets = []
+    for label, title, is_target in SCALE_OPS:
+        a, b = st(label, small), st(label, large)
+        if not is_target:
+            continue
+        if a and b and small != large:
+            ratio = b["wall"] / a["wall"]
+            net = b["net"] / a["net"] if a["net"] > 0 else float("nan")
+            targets.append((f"{title.replace(' --count N', f' --count {large}')} at {large} nodes within "
+                            f"{SCALE_LIMIT}x of its time at {small} nodes ({lat:.0f} ms per call, rules "
+                            "layer; judged less the emulator's own time, see Scale)",
+                            f"{fmt_s(b['net'])} s vs {fmt_s(a['net'])} s = {net:.2f}x less the emulator's "
+                            f"own time on the critical path; wall {fmt_s(b['wall'])} s vs "
+                            f"{fmt_s(a['wall'])} s = {ratio:.2f}x; rounds {b['depth']:g} vs {a['depth']:g}"
+                            + ("" if a["ok"] and b["ok"] else " (a run **failed**)"),
+                            a["ok"] and b["ok"] and net <= SCALE_LIMIT and b["depth"] <= a["depth"] + 1))
+        else:
+            targets.append((f"{title} at {large} nodes within {SCALE_LIMIT}x of its time at {small} nodes",
+                            "not measured (a size or the command's runs are missing)", False))
+
+    L = []
+    w = L.append
+    delays = meta.get("scale_delays") or {}
+    w(f"## Scale: `status`, `deploy`, `down` at {' and '.join(str(n) for n in sizes)} nodes "
+      f"({lat:.0f} ms per call, rules layer)")
+    w("")
+    w("On the AWS rules layer (`tests/awsrules/serve`), whose DAEMON scheduler keeps one task of each "
+      "daemon service on every ACTIVE container instance, so the daemons really run on each node. "
+      "Set-up, untimed, for each size and run: reset, warm, `ecsInstanceRole` present, "
+      "`up --no-wait --min 1 --desired N --max N` straight to the rules layer, one container "
+      "instance registered per running instance of the ASG (`bench.py agent`, boto3, as the "
+      "integration tests' stand-in ECS agent does), then a poll until every daemon service has a "
+      "RUNNING task on each of the N nodes. Timed through the proxy: `status`, `deploy hello-world "
+      "--count N` (which waits until the N tasks are RUNNING: ECS tasks are pinned RUNNING, so "
+      "that is one look), `status` again, `down --yes`. Consistency delays of the rules layer "
+      "during this row: " + (", ".join(f"{k} {v:g} s" for k, v in sorted(delays.items())) or "its defaults")
+      + " (so fixed waits do not hide per-node costs).")
+    w("")
+    w(f"| command | nodes | wall s (median) | each run, s | AWS calls | observed rounds | "
+      f"wall {large}/{small} | calls {large}/{small} | less emulator time, s | its {large}/{small} |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for label, title, _ in SCALE_OPS:
+        base = st(label, small)
+        for n in sizes:
+            x = st(label, n)
+            if not x:
+                continue
+            fail = "" if x["ok"] else " (**failed**: see bench/out/scale)"
+            ratio = calls_ratio = net_ratio = "-"
+            if n == large and base and n != small:
+                ratio = f"{x['wall'] / base['wall']:.2f}x"
+                calls_ratio = f"{x['calls'] / base['calls']:.1f}x" if base["calls"] else "-"
+                net_ratio = f"{x['net'] / base['net']:.2f}x" if base["net"] > 0 else "-"
+            w(f"| {title}{fail} | {n} | {fmt_s(x['wall'])} | {', '.join(fmt_s(v) for v in sorted(x['walls']))} | "
+              f"{'/'.join(str(c) for c in x['calls_all'])} | {x['depth']:g} | {ratio} | {calls_ratio} | "
+              f"{fmt_s(x['net'])} | {net_ratio} |")
+    w("")
+    w("Less emulator time: the wall time minus how much longer than the latency each call on the "
+      "critical path (the chain of calls that ended last) took to be answered. The rules layer "
+      "answers one call at a time, and moto is slow on big answers (a `DescribeInstances` of 60 "
+      "instances takes ~0.3 s of moto's time, more when calls queue behind it); real AWS adds "
+      "neither, so this column estimates the tool's own time at the given latency. The targets "
+      "are judged on it (and on the rounds: at most one more at the largest size), because the "
+      "wall time at 60 nodes is mostly moto's serializer: about 1 ms of CPU per task it describes "
+      "and 6 ms per instance, one call at a time (measured in-process, moto 5.2.5), where AWS "
+      "answers in about the same time whatever the size. Both ratios are in the table.")
+    w("")
+    broke = [(label, n, v) for label, _, _ in SCALE_OPS for n in sizes
+             for v in (st(label, n) or {"violations": []})["violations"]]
+    if broke:
+        w("Calls the rules layer says AWS would have refused: "
+          + "; ".join(f"{label} at {n} nodes: rule {v.get('rule')} ({v.get('service')}:{v.get('operation')})"
+                      for label, n, v in broke) + ".")
+    else:
+        w("No call of these runs broke a rule of the rules layer.")
+    w("")
+
+    # per-item calls: each operation's count at the largest size, beside the smallest's
+    w(f"### Calls made at {large} nodes (the median run of each command; in brackets, at {small} nodes)")
+    w("")
+    cols = [(label, title) for label, title, _ in SCALE_OPS if st(label, large)]
+    counts_l = {label: op_counts(median_run(st(label, large)["runs"])) for label, _ in cols}
+    counts_s = {label: op_counts(median_run(st(label, small)["runs"])) if st(label, small) else {}
+                for label, _ in cols}
+    ops = sorted({op for c in counts_l.values() for op in c},
+                 key=lambda op: (-max(counts_l[label].get(op, 0) for label, _ in cols), op))
+    w("| operation | " + " | ".join(label for label, _ in cols) + " |")
+    w("|---|" + "---|" * len(cols))
+    for op in ops:
+        cells = []
+        for label, _ in cols:
+            nl, ns = counts_l[label].get(op, 0), counts_s[label].get(op, 0)
+            cell = "" if nl == 0 and ns == 0 else f"{nl} ({ns})"
+            if nl > max(ns, 1) * 3 and nl >= large / 2:
+                cell = f"**{cell}**"  # grows with the nodes: a call per node or per task
+            cells.append(cell)
+        w(f"| {op} | " + " | ".join(cells) + " |")
+    w("")
+    w(f"In bold: operations made at least {large // 2} times at {large} nodes and over 3x as often "
+      f"as at {small}: calls per node or per task, not per batch.")
+    w("")
+    # the longest chain of the slowest command at the largest size
+    worst = max(cols, key=lambda c: st(c[0], large)["wall"] / ((st(c[0], small) or {"wall": 0})["wall"] or 1))
+    r = median_run(st(worst[0], large)["runs"])
+    sr = summary(r)
+    w(f"Rounds of {worst[1]} at {large} nodes (the command that grew most; median run, "
+      f"{fmt_s(r['wall'])} s, {sr['n']} calls in {sr['depth']} rounds):")
+    w("")
+    rounds_table(w, r, sr)
+    return targets, L
+
+
+# the waits of the overshoot row: rule -> the key of its delay in the rules layer's settings
+WAIT_DELAY_KEY = {
+    "instance_profile": "instance_profile",
+    "service_linked_role": "service_linked_role",
+    "eni_release": "eni_release",
+    "asg_delete": "asg_delete",
+    "service_drain": "service_drain",
+    "cluster_container_instances": "container_instance_deregister",
+}
+WAIT_WHAT = {
+    "instance_profile": "new instance profile known to Auto Scaling / EC2",
+    "service_linked_role": "ECS service-linked role assumable",
+    "eni_release": "terminated instances' network interfaces gone (security group deletable)",
+    "asg_delete": "ASG deleted (its launch configuration deletable)",
+    "service_drain": "deleted services drained (cluster deletable)",
+    "cluster_container_instances": "container instances deregistered (cluster deletable)",
+}
+# A wait the tool may sit out by reading, with no refused call (so no "accepted" event): from
+# the proxy's log, the call that starts the delay and the call the wait guards; the latency
+# both were held for cancels out.
+WAIT_BY_READING = {
+    "asg_delete": (["DeleteAutoScalingGroup"], ["DeleteLaunchConfiguration"]),
+    "instance_profile": (["CreateInstanceProfile", "AddRoleToInstanceProfile"], ["CreateLaunchConfiguration"]),
+}
+
+
+def wait_limit(wait):
+    return max(1.0, 0.1 * wait)
+
+
+def overshoot_analysis(outdir, meta):
+    runs = load_runs(outdir, "overshoot")
+    if not runs:
+        return [], []
+    lat = runs[0]["latency_ms"]
+    reps = sorted({r["repeat"] for r in runs})
+    configured = meta.get("wait_delays") or {}
+    rows = []  # one per wait seen
+    walls = []
+    for rep in reps:
+        rs = {r["label"]: r for r in runs if r["repeat"] == rep}
+        walls.append((rep, rs))
+        path = os.path.join(outdir, "overshoot", f"events-{rep}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            doc = json.load(f)
+        delays = doc.get("config", {}).get("delays", {})
+
+        def which(at):
+            for label, r in rs.items():
+                if r.get("t0_wall", 0) <= at <= r.get("t1_wall", 0):
+                    return label
+            return "?"
+
+        seen_rules = set()
+        for e in doc["events"]:
+            if e["kind"] != "accepted":
+                continue
+            key = WAIT_DELAY_KEY.get(e["rule"])
+            delay = delays.get(key) if key else None
+            ready, first = e.get("ready_at"), e.get("first_refused_at")
+            label = which(e["at"])
+            seen_rules.add((label, e["rule"]))
+            rows.append({
+                "rep": rep, "cmd": label, "rule": e["rule"], "op": e["operation"],
+                "resource": e.get("resource", ""), "how": "refused, retried",
+                # the wait from the moment it started (what started it: the profile made, the
+                # group's deletion accepted, the last instance terminated) is the delay itself:
+                # the rules layer's ready_at is that moment + the delay
+                "wait": delay if delay is not None else ((ready - first) if ready and first else None),
+                "from_first_refusal": (ready - first) if ready and first else None,
+                "refusals": e.get("refusals"), "overshoot": e.get("overshoot"),
+            })
+        # waits sat out by reading (no refusal, so no event): from the proxy's log
+        for rule, (causes, guarded) in WAIT_BY_READING.items():
+            delay = delays.get(WAIT_DELAY_KEY[rule])
+            for label, r in rs.items():
+                if (label, rule) in seen_rules or not delay:
+                    continue
+                calls = sorted((c for c in r["calls"] if (c.get("status") or 0) < 400 and c.get("end")),
+                               key=lambda c: c["start"])
+                cause = [c for c in calls if c["op"] in causes]
+                if not cause:
+                    continue
+                after = [c for c in calls if c["op"] in guarded and c["start"] > cause[-1]["start"]]
+                if not after:
+                    continue
+                c0, c1 = cause[-1], after[0]
+                if c1["start"] - c0["start"] < delay * 0.5:
+                    continue  # the guarded call did not wait for this delay (e.g. no new profile)
+                rows.append({
+                    "rep": rep, "cmd": label, "rule": rule, "op": c1["op"], "resource": "",
+                    "how": f"read until ready (from the proxy's log: {c0['op']} to {c1['op']})",
+                    "wait": delay, "from_first_refusal": None, "refusals": 0,
+                    "overshoot": c1["start"] - c0["start"] - delay,
+                })
+
+    targets = []
+    for rule in sorted(configured):
+        mine = [x for x in rows if x["rule"] == rule and x["overshoot"] is not None]
+        if not mine:
+            targets.append((f"overshoot of the {rule} wait ({configured[rule]:g} s) <= max(1 s, 10% of the wait)",
+                            "not measured: no wait of this kind was seen", False))
+            continue
+        worst = max(mine, key=lambda x: x["overshoot"] - wait_limit(x["wait"] or 0))
+        runs_n = len({x["rep"] for x in mine})
+        targets.append((f"overshoot of the {rule} wait ({configured[rule]:g} s) <= max(1 s, 10% of the wait) "
+                        f"({lat:.0f} ms per call, rules layer)",
+                        f"worst {worst['overshoot']:.3f} s (limit {wait_limit(worst['wait'] or 0):.1f} s), "
+                        f"{len(mine)} wait(s) in {runs_n} run(s)",
+                        all(x["overshoot"] <= wait_limit(x["wait"] or 0) for x in mine)))
+
+    L = []
+    w = L.append
+    w(f"## Waits: how long after AWS was ready each wait ended ({lat:.0f} ms per call, rules layer)")
+    w("")
+    w("The rules layer with delays " + ", ".join(f"{k} {v:g} s" for k, v in sorted(configured.items()))
+      + " (the others at its defaults), on an account without `ecsInstanceRole`: a cold "
+      "`up --no-wait` (creates the role and its instance profile, then must wait until Auto "
+      "Scaling knows the profile before `CreateLaunchConfiguration` is accepted), then `down --yes` "
+      "(waits for the ASG's deletion before its launch configuration can go, and for the "
+      "terminated instances' network interfaces before the security group can go). "
+      "Overshoot: when the tool's call that ended the wait reached the rules layer minus when AWS "
+      "would first have accepted it (the rules layer's `accepted` event: `at - ready_at`; a wait "
+      "sat out by reading, with no refused call, from the proxy's log: the guarded call's start "
+      "minus the start of the call that began the delay, minus the delay). Wait: from the moment "
+      "it started (profile made, deletion accepted, last instance terminated) to ready, which is "
+      "the delay itself; the limit is max(1 s, 10% of it). Each call is held "
+      f"{lat:.0f} ms by the proxy before it reaches the rules layer, so a retry sent the moment "
+      f"AWS is ready still overshoots by about {lat / 1000:.1f} s.")
+    w("")
+    w("| run | command | wait | how | call that ended it | refusals | wait s | first refusal to ready, s "
+      "| overshoot s | limit s | |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in sorted(rows, key=lambda x: (x["rep"], x["cmd"] != "up", x["rule"], x["resource"])):
+        ok = x["overshoot"] is not None and x["overshoot"] <= wait_limit(x["wait"] or 0)
+        fr = f"{x['from_first_refusal']:.3f}" if x["from_first_refusal"] is not None else "-"
+        wt = f"{x['wait']:g}" if x["wait"] is not None else "?"
+        ov = f"{x['overshoot']:.3f}" if x["overshoot"] is not None else "?"
+        w(f"| {x['rep']} | {x['cmd']} | {x['rule']}: {WAIT_WHAT.get(x['rule'], '')} | {x['how']} | "
+          f"{x['op']} {x['resource']} | {x['refusals']} | {wt} | {fr} | {ov} | "
+          f"{wait_limit(x['wait'] or 0):.1f} | {'met' if ok else '**not met**'} |")
+    w("")
+    w("Worst per kind of wait:")
+    w("")
+    w("| wait | waits seen | worst overshoot s | its wait s | limit s | |")
+    w("|---|---|---|---|---|---|")
+    for rule in sorted({x["rule"] for x in rows} | set(configured)):
+        mine = [x for x in rows if x["rule"] == rule and x["overshoot"] is not None]
+        if not mine:
+            w(f"| {rule} | 0 | - | - | - | not measured |")
+            continue
+        worst = max(mine, key=lambda x: x["overshoot"] - wait_limit(x["wait"] or 0))
+        ok = all(x["overshoot"] <= wait_limit(x["wait"] or 0) for x in mine)
+        w(f"| {rule}{'' if rule in configured else ' (default delay)'} | {len(mine)} | {worst['overshoot']:.3f} | "
+          f"{worst['wait']:g} | {wait_limit(worst['wait'] or 0):.1f} | {'met' if ok else '**not met**'} |")
+    w("")
+    w("The runs: " + "; ".join(
+        f"run {rep}: " + ", ".join(
+            f"`{label}` {fmt_s(r['wall'])} s, {len(r['calls'])} calls"
+            + ("" if r["rc"] == 0 else f" (**failed**, rc {r['rc']}: see {r['_file'][:-5]}.stderr)")
+            + (f", {len(r['violations'])} rule violation(s)" if r.get("violations") else "")
+            for label, r in sorted(rs.items(), key=lambda kv: kv[0] != "up"))
+        for rep, rs in walls) + ".")
+    w("")
+    return targets, L
+
+
 def cmd_report(outdir, results_md):
     runs = []
     for path in sorted(glob.glob(os.path.join(outdir, "runs", "*.json"))):
@@ -336,11 +891,19 @@ def cmd_report(outdir, results_md):
                        or "none")
                     + " (the benchmark's own moto, proxy and tools are left out)")
 
+    scale_targets, scale_lines = scale_analysis(outdir, meta)
+    wait_targets, wait_lines = overshoot_analysis(outdir, meta)
+    rows_run = meta.get("rows") or ["up", "startup"]
+
     L = []
     w = L.append
-    w("# Benchmark: `l5d-ecs up` against the guide's own commands")
+    w("# Benchmark: `l5d-ecs`")
     w("")
     w("Generated by `bench/up.sh`; do not edit by hand (the script rewrites this page whole).")
+    w("")
+    w("Rows: `up` (cold and warm `up`, `down`, against the guide's own commands), `startup` "
+      "(binary start-up), `scale` (`status`, `deploy`, `down` at 2 and 60 nodes), `overshoot` "
+      f"(how long after AWS is ready each wait ends). This run: {', '.join(rows_run)}.")
     w("")
     w(f"- date: {meta['date']}")
     w(f"- machine: {meta['machine']}")
@@ -348,13 +911,24 @@ def cmd_report(outdir, results_md):
     w(f"- what else the machine was doing: {activity or meta.get('busy', 'not sampled')}")
     w(f"- moto {meta['moto']} (server mode, loopback, `MOTO_IAM_LOAD_MANAGED_POLICIES=true`); "
       f"aws CLI {meta['awscli']}; boto3 {meta['boto3']}; {meta['rustc']}")
-    w(f"- l5d-ecs: release build of {meta['commit']}")
-    w(f"- {meta['repeats']} runs of each measurement per latency; the tables give the median "
-      "(and the spread of the runs)")
+    build = meta.get("build", "release build")
+    if build == "release build":
+        w(f"- l5d-ecs: release build of {meta['commit']}")
+    else:
+        w(f"- l5d-ecs: {build}; source tree at {meta['commit']}")
+    if meta.get("binary_bytes"):
+        b = meta["binary_bytes"]
+        w(f"- binary size: {b:,} bytes ({b / 1048576:.2f} MiB)"
+          + ("" if build == "release build" else " (**not** the release binary)"))
+    w(f"- {meta['repeats']} runs of each measurement (per latency, per size); the tables give "
+      "the median (and the spread of the runs)")
     w("")
 
     # ---- targets
-    w("## Targets (at 200 ms per call)")
+    w("## Targets")
+    w("")
+    w("The `up` row's targets are at 200 ms per call, on moto; the `scale` and `overshoot` rows' "
+      "on the AWS rules layer, at the latency they name.")
     w("")
     targets = []
     cold, warm = stats(200.0, "up-cold"), stats(200.0, "up-warm")
@@ -381,6 +955,7 @@ def cmd_report(outdir, results_md):
         worst = max(warm["walls"])
         targets.append(("warm `up` in at most 0.5 s", f"{fmt_s(warm['wall'])} s (worst run {fmt_s(worst)} s)",
                         warm["ok"] and warm["wall"] <= 0.5))
+    targets += scale_targets + wait_targets
     w("| target | measured | |")
     w("|---|---|---|")
     for name, measured, ok in targets:
@@ -541,19 +1116,26 @@ def cmd_report(outdir, results_md):
           + ", ".join(c["op"] for c in sorted(r["calls"], key=lambda c: c["start"])) + ".")
         w("")
 
+    # ---- the rules layer's rows
+    L.extend(scale_lines)
+    L.extend(wait_lines)
+
     # ---- start-up
-    w("## Binary start-up")
-    w("")
-    w("| command | exit code | mean ms | sd ms | min ms | runs | tool |")
-    w("|---|---|---|---|---|---|---|")
-    for path in sorted(glob.glob(os.path.join(outdir, "startup-*.json"))):
+    startups = sorted(glob.glob(os.path.join(outdir, "startup-*.json")))
+    if startups:
+        w("## Binary start-up")
+        w("")
+        w("| command | exit code | mean ms | sd ms | min ms | runs | tool |")
+        w("|---|---|---|---|---|---|---|")
+    for path in startups:
         with open(path) as f:
             res = json.load(f)["results"][0]
         n = len(res.get("times", [])) or "?"
         codes = "/".join(str(c) for c in sorted(set(res.get("exit_codes") or []))) or "?"
         w(f"| `{res['command'].replace(meta['binary'], 'l5d-ecs')}` | {codes} | {res['mean'] * 1000:.1f} | "
           f"{res['stddev'] * 1000:.1f} | {res['min'] * 1000:.1f} | {n} | {res.get('tool', 'hyperfine')} |")
-    w("")
+    if startups:
+        w("")
 
     # ---- method
     w("## How it was measured")
@@ -588,13 +1170,23 @@ def cmd_report(outdir, results_md):
     w("- Observed rounds: the depth of the longest chain of calls in which each call started "
       "only after the one before it had answered (from the proxy's log).")
     w("- Start-up: `hyperfine` (Debian package) when present, else a loop in `bench.py`.")
+    w("- The `scale` and `overshoot` rows run on the AWS rules layer (`tests/awsrules/serve`: moto "
+      "behind what a real account does that moto does not: eventual consistency delays, deletions "
+      "that take time, ECS's DAEMON scheduler), with its own proxy in front; after a reset, ECS "
+      "tasks are pinned RUNNING (moto's state manager), as the integration tests do. Calls a run "
+      "made that AWS would refuse (the rules layer's violations) are recorded with the run.")
+    w("- Observed rounds of the `scale` row: as above; calls to the same service that run one "
+      "after another (per-node or per-task calls made in series) each add a round.")
     w("")
     w("## Reproduce")
     w("")
     w("```sh")
-    w("bench/up.sh                      # everything: venv, jq, release build, moto, proxy, runs, this page")
+    w("bench/up.sh                      # everything: venv, jq, release build, moto, rules layer, proxies, runs, this page")
     w("BENCH_REPEATS=5 BENCH_LATENCIES='0 50 200' bench/up.sh")
     w("BENCH_MAX_LOAD=1.0 BENCH_LOAD_WAIT=600 bench/up.sh   # wait for a quiet machine first")
+    w("BENCH_ROWS=scale,overshoot BENCH_REPEATS=1 bench/up.sh   # only the rules layer's rows")
+    w("BENCH_BIN=target/debug/l5d-ecs BENCH_ROWS=scale bench/up.sh   # another binary; no build")
+    w("BENCH_SCALE_NODES='2 20 60' BENCH_RULES_LATENCY=200 BENCH_ROWS=scale bench/up.sh")
     w("```")
     w("")
     w("Raw data (every run's call log, stdout and stderr) is left in `bench/out/` (not committed).")
@@ -632,6 +1224,12 @@ def main():
         sys.exit(cmd_run(args))
     elif cmd == "loop":
         cmd_loop(args)
+    elif cmd == "rules-fresh":
+        sys.exit(cmd_rules_fresh(args))
+    elif cmd == "agent":
+        sys.exit(cmd_agent(args))
+    elif cmd == "events":
+        cmd_events(*args)
     elif cmd == "report":
         sys.exit(cmd_report(*args))
     else:

@@ -125,8 +125,8 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
             ..Flags::default()
         })
         .await?;
-    let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
     if args.discover {
+        let cx = Ctx::new(&env.global, state, env.out.clone()).await?;
         let found = Mutex::default();
         resources::discover(&cx, &s, &found).await?;
         let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -135,7 +135,12 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    env.out.section("status", &report(&cx).await?);
+    // Status only reads: the account check goes beside the look-ups instead of a round
+    // before them, and a state of another account still fails the command.
+    let cx = Ctx::new_unbound(&env.global, state, env.out.clone(), None).await?;
+    let (bound, report) = futures::join!(cx.bind_account(), report(&cx));
+    bound?;
+    env.out.section("status", &report?);
     Ok(())
 }
 
