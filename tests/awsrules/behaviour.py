@@ -107,6 +107,29 @@ test's longer delays never slow the next.
    `ecs::task` transitions; under moto's default progression they advance at each DescribeTasks
    like any other task, and the scheduler replaces them once STOPPED.
 
+4. Pages (pages.py). `configure({"page_sizes": {"ecs:ListTasks": 2, "ec2:DescribeInstances": 1}})`
+   ("service:Operation" -> the most items one answer carries) makes an answer of that operation
+   with more items carry only that many (fewer when the caller's own MaxResults / maxResults /
+   MaxRecords / limit / MaxItems is smaller) and a continuation token, `l5d-page:<offset>:<digest>`
+   (the digest: a hash of the operation and the call's other parameters); a call with the token
+   gets the next slice, the last page has none. moto answers the whole list every time (our
+   token and the bound are taken out of the request) and the page is cut after World's own
+   rewrites. Paged: ECS ListTasks, ListContainerInstances, ListServices, ListTaskDefinitions,
+   ListClusters (nextToken); EC2 DescribeInstances (by reservation; not when InstanceIds are
+   named, which AWS answers whole), DescribeSecurityGroups, DescribeSubnets,
+   DescribeLaunchTemplates, DescribeInstanceTypeOfferings (nextToken); Auto Scaling
+   DescribeAutoScalingGroups, DescribeLaunchConfigurations, DescribeScheduledActions (NextToken);
+   CloudWatch Logs DescribeLogGroups (nextToken); IAM ListAttachedRolePolicies, ListRolePolicies
+   (Marker, IsTruncated). Each key given replaces that operation's size (null drops it); an
+   operation not paged here is refused as a setting; reset() clears them all. Unchanged: answers
+   that fit in a page, answers moto paged itself (lists longer than its own cap: 100 Auto Scaling
+   groups, 50 log groups) and calls carrying moto's token. A token of ours that does not parse or
+   that another call made (other filters) is answered as AWS answers a bad token (ECS and Logs
+   InvalidParameterException, EC2 InvalidPaginationToken, Auto Scaling InvalidNextToken, IAM
+   InvalidInput) and recorded as a violation, rule `pages:token`.
+   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/Query-Requests.html#api-pagination
+   https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html
+
 Also: StopTask on a STOPPED task returns it unchanged (moto counted the resources back twice),
 StopTask of a task whose container instance was deregistered stops it (moto: HTML 500), StopTask
 of an unknown task answers InvalidParameterException "The referenced task was not found." (moto:
@@ -114,12 +137,6 @@ HTML 500), StopTask without a reason says "Task stopped by user" (stopCode UserI
 honours serviceName (moto ignores it); UpdateAutoScalingGroup to a launch template drops the
 group's launch configuration and the other way round (moto keeps both); TerminateInstances of
 a terminated instance changes nothing (moto tore it down twice).
-
-Pages (pages.py): `configure({"page_sizes": {"ecs:ListTasks": 2, ...}})` makes answers of those
-list operations (ECS ListTasks, ListContainerInstances, ListTaskDefinitions, ListServices,
-ListClusters; EC2 DescribeInstances, DescribeSecurityGroups, DescribeSubnets) carry at most that
-many items and a continuation token, as AWS may; reset() clears it. A bad token of ours is
-answered as AWS does (ECS InvalidParameterException, EC2 InvalidParameterValue).
 
 Events (`GET /_rules/events`, cleared by reset): every refusal ({"kind": "refused", "rule",
 "operation", "resource", "at", "ready_at"}: ready_at is when AWS would accept, or null when that
@@ -211,6 +228,11 @@ BEHAVIOURS: list[dict[str, str]] = [
      "answer": "tasks STOPPED with `stoppedReason`, `stopCode`, containers' `exitCode` and `reason`; retried",
      "reference": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-errors.html",
      "test": _T + "test_daemon_faults_stop_each_task_with_the_reason_given"},
+    {"summary": "list answers come in pages (ECS List*, EC2 Describe*, Auto Scaling Describe*, Logs DescribeLogGroups, IAM role policies), as AWS may give them",
+     "key": "page_sizes", "default": "{}",
+     "answer": "at most that many items and a token `l5d-page:<offset>:<digest>`; a bad token: `InvalidParameterException` (ECS, Logs), `InvalidPaginationToken` (EC2), `InvalidNextToken` (Auto Scaling), `InvalidInput` (IAM)",
+     "reference": "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/Query-Requests.html#api-pagination",
+     "test": "tests/awsrules/test_pages.py::test_each_paged_list_comes_in_pages_and_a_paginator_reads_them_all"},
 ]
 
 POLL_SECONDS = 0.15  # the background thread's period
@@ -575,7 +597,11 @@ class World:
                     }
                     self._fault_last.clear()
                 elif key == "page_sizes":
-                    self._page_sizes.update(pages.validate(value))
+                    for name, size in pages.validate(value).items():
+                        if size is None:
+                            self._page_sizes.pop(name, None)
+                        else:
+                            self._page_sizes[name] = size
                 else:
                     self._extra[key] = value
 

@@ -5,7 +5,8 @@ botocore's model of its operation and checked, before moto sees it, against:
 - the constraints the model carries (model_rules.py),
 - the documented rules the model lacks (hand_rules.py, a table with references),
 and then goes through `behaviour.World`: what a real account does that moto does not
-(idempotency tokens, eventual consistency, deletions that take time, the DAEMON scheduler).
+(idempotency tokens, eventual consistency, deletions that take time, the DAEMON scheduler),
+and, when told to, `pages`: list answers in pages, as AWS may give them.
 
 A call that breaks a rule gets the error AWS would answer and is recorded as a violation;
 the test harness reads them (`GET /_rules/violations`) and fails the test that made one,
@@ -15,7 +16,8 @@ Control API (JSON):
   GET  /_rules/violations        the violations so far
   POST /_rules/violations/clear  the violations so far, then forgets them
   GET  /_rules/events            what World did (refusals for consistency, token replays)
-  POST /_rules/config            settings for World (delays in seconds, scheduler faults)
+  POST /_rules/config            settings for World (delays in seconds, scheduler faults,
+                                 page sizes)
   GET  /_rules/config            the settings in force
 """
 
@@ -29,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -155,12 +158,17 @@ class RulesApp:
         if early is not None:
             return self._send(start_response, early)
         try:
-            paging = pages.request(self.world.page_sizes(), service, operation, body)
+            paging = pages.request(self.world.page_sizes(), call, body)
         except pages.BadToken as e:
-            code = "InvalidParameterException" if service == "ecs" else "InvalidParameterValue"
-            return self._send(start_response, protocol.error(call, code, f"Invalid nextToken: {e}"))
+            # A token of ours that this call did not make: a tool mixing up its pages.
+            self.ledger.add(
+                {"rule": "pages:token", "service": call.service, "operation": call.operation,
+                 "code": e.code, "message": str(e), "reference": e.reference}
+            )
+            return self._send(start_response, protocol.error(call, e.code, e.message))
         if paging is not None:
-            # moto answers the whole list; the page is cut from it below
+            # moto answers the whole list; the page is cut from it below. The signature check
+            # still gets the bytes that were signed (_SIGNED.body).
             paging, for_moto = paging
             environ["wsgi.input"] = io.BytesIO(for_moto)
             environ["CONTENT_LENGTH"] = str(len(for_moto))
@@ -169,10 +177,15 @@ class RulesApp:
             answer = self._forward(environ)
         finally:
             _SIGNED.body = None
-        if paging is not None:
-            answer = protocol.Answer(answer.status, answer.headers,
-                                     pages.answer(paging, answer.status, answer.body))
         answer = self.world.after(call, answer)
+        if paging is not None:
+            # after World, so that what it leaves out (INACTIVE services and container
+            # instances, other services' tasks) takes no room in a page
+            try:
+                answer = pages.answer(paging, answer)
+            except Exception:  # an answer we cannot read is passed on as moto gave it
+                print(f"[aws-rules] paging {service}.{operation} failed:\n"
+                      f"{traceback.format_exc()}", file=sys.stderr, flush=True)
         return self._send(start_response, answer)
 
     # -- rules ------------------------------------------------------------------------------

