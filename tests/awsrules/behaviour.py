@@ -164,12 +164,12 @@ import threading
 import time
 import traceback
 import uuid
-import zlib
 from collections import deque
 from typing import Any, Callable
 
 import pages
 from protocol import ACCOUNT, Answer, Call, error
+from protocol import with_body
 
 DEFAULT_DELAYS: dict[str, float] = {
     "instance_profile": 0.5,
@@ -270,36 +270,30 @@ ECS_RUNTASK_CONFLICT = (
 )
 ASG_XMLNS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 
-
 # ------------------------------------------------------------------------------------------
 # moto access
 # ------------------------------------------------------------------------------------------
-
 
 def _ec2(account: str, region: str):
     from moto.ec2.models import ec2_backends
 
     return ec2_backends[account][region]
 
-
 def _ecs(account: str, region: str):
     from moto.ecs.models import ecs_backends
 
     return ecs_backends[account][region]
-
 
 def _autoscaling(account: str, region: str):
     from moto.autoscaling.models import autoscaling_backends
 
     return autoscaling_backends[account][region]
 
-
 def _iam(account: str):
     # IAM is global: moto keys its backend by partition ("aws"), not by region.
     from moto.iam.models import iam_backends
 
     return iam_backends[account]["aws"]
-
 
 def _existing(backend_dict, account: str) -> list[tuple[str, Any]]:
     """(region, backend) for the regions that already have a backend: plain dict reads, so
@@ -309,32 +303,26 @@ def _existing(backend_dict, account: str) -> list[tuple[str, Any]]:
         return []
     return list(dict.items(per_account))
 
-
 def _existing_backend(backend_dict, account: str, region: str):
     per_account = dict.get(backend_dict, account)
     return dict.get(per_account, region) if per_account else None
-
 
 def _ecs_backends(account: str) -> list[tuple[str, Any]]:
     from moto.ecs.models import ecs_backends
 
     return _existing(ecs_backends, account)
 
-
 def _ec2_existing(account: str, region: str):
     from moto.ec2.models import ec2_backends
 
     return _existing_backend(ec2_backends, account, region)
-
 
 def _utcnow():
     from moto.core.utils import utcnow
 
     return utcnow()
 
-
 _PATCHED = False
-
 
 def _patch_moto() -> None:
     """Serialises moto (its request handling and its reset) on MOTO_LOCK, records when each
@@ -439,40 +427,25 @@ def _patch_moto() -> None:
         IAMBackend._init_aws_policies = aws_partition_policies
         _PATCHED = True
 
-
 # ------------------------------------------------------------------------------------------
 # small helpers
 # ------------------------------------------------------------------------------------------
 
-
 def _cluster_name(value: Any) -> str:
     return str(value or "default").split("/")[-1]
-
 
 def _fingerprint(params: dict[str, Any], token_field: str) -> str:
     rest = {k: v for k, v in params.items() if k != token_field}
     return json.dumps(rest, sort_keys=True, default=str)
 
-
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _with_body(answer: Answer, body: bytes) -> Answer:
-    headers = []
-    for k, v in answer.headers:
-        if k.lower() == "x-amz-crc32":
-            v = str(zlib.crc32(body) & 0xFFFFFFFF)
-        headers.append((k, v))
-    return Answer(answer.status, headers, body)
-
 
 def _json(answer: Answer) -> Any:
     try:
         return json.loads(answer.body or b"{}")
     except ValueError:
         return None
-
 
 def _query_ok(operation: str, xmlns: str) -> Answer:
     rid = str(uuid.uuid4())
@@ -482,7 +455,6 @@ def _query_ok(operation: str, xmlns: str) -> Answer:
     ).encode()
     return Answer(200, [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)], body)
 
-
 def _profile_name(value: Any) -> str | None:
     """The instance profile a parameter names: a name, an ARN, or {"Name"|"Arn": ...}."""
     if isinstance(value, dict):
@@ -491,14 +463,11 @@ def _profile_name(value: Any) -> str | None:
         return None
     return str(value).rsplit("/", 1)[-1]
 
-
 def _deployment_id() -> str:
     return f"ecs-svc/{random.randint(10**18, 10**19 - 1)}"
 
-
 def _live(task) -> bool:
     return task.desired_status == "RUNNING" and task._status != "STOPPED"
-
 
 class World:
     def __init__(self) -> None:
@@ -993,7 +962,7 @@ class World:
                 role.name = ECS_SLR_NAME
         if self._slr_ready_at is None:
             self._slr_ready_at = time.time() + self._delay("service_linked_role")
-        return _with_body(answer, answer.body.replace(moto_name.encode(), ECS_SLR_NAME.encode()))
+        return with_body(answer, answer.body.replace(moto_name.encode(), ECS_SLR_NAME.encode()))
 
     # -- 2c. security groups and network interfaces ---------------------------------------
     def _before_delete_security_group(self, call: Call, now: float) -> Answer | None:
@@ -1145,7 +1114,7 @@ class World:
         for name in pending:
             tag = f"<AutoScalingGroupName>{_xml_escape(name)}</AutoScalingGroupName>"
             text = text.replace(tag, tag + "<Status>Delete in progress</Status>", 1)
-        return _with_body(answer, text.encode("utf-8"))
+        return with_body(answer, text.encode("utf-8"))
 
     # -- 2e. ECS services, clusters, container instances ----------------------------------
     def _service(self, backend, cluster: str, name_or_arn: str | None):
@@ -1197,7 +1166,7 @@ class World:
         data = _json(answer)
         if isinstance(data, dict) and isinstance(data.get("service"), dict):
             data["service"]["status"] = service.status
-            return _with_body(answer, json.dumps(data).encode())
+            return with_body(answer, json.dumps(data).encode())
         return None
 
     def _after_list_services(self, call: Call, answer: Answer) -> Answer | None:
@@ -1211,7 +1180,7 @@ class World:
         if len(kept) == len(arns):
             return None
         data["serviceArns"] = kept
-        return _with_body(answer, json.dumps(data).encode())
+        return with_body(answer, json.dumps(data).encode())
 
     def _daemon_counts(self, backend, cluster: str, service) -> tuple[int, int]:
         desired = 0
@@ -1249,7 +1218,7 @@ class World:
                     + ("completed." if done else "in progress.")
                 )
             changed = True
-        return _with_body(answer, json.dumps(data).encode()) if changed else None
+        return with_body(answer, json.dumps(data).encode()) if changed else None
 
     def _after_describe_clusters(self, call: Call, answer: Answer) -> Answer | None:
         data = _json(answer)
@@ -1266,7 +1235,7 @@ class World:
             item["activeServicesCount"] = sum(
                 1 for s in backend.services.values()
                 if s.cluster_name == name and s.status == "ACTIVE")
-        return _with_body(answer, json.dumps(data).encode())
+        return with_body(answer, json.dumps(data).encode())
 
     def _after_list_container_instances(self, call: Call, answer: Answer) -> Answer | None:
         data = _json(answer)
@@ -1281,7 +1250,7 @@ class World:
         if not inactive.intersection(arns):
             return None
         data["containerInstanceArns"] = [a for a in arns if a not in inactive]
-        return _with_body(answer, json.dumps(data).encode())
+        return with_body(answer, json.dumps(data).encode())
 
     def _after_list_tasks(self, call: Call, answer: Answer) -> Answer | None:
         """moto ignores ListTasks' serviceName; ECS lists the tasks of that service (group
@@ -1295,7 +1264,7 @@ class World:
         group = f"service:{name.split('/')[-1]}"
         mine = {arn for arn, t in backend.tasks.get(cluster, {}).items() if t.group == group}
         data["taskArns"] = [a for a in data.get("taskArns", []) if a in mine]
-        return _with_body(answer, json.dumps(data).encode())
+        return with_body(answer, json.dumps(data).encode())
 
     def _before_delete_cluster(self, call: Call, now: float) -> Answer | None:
         name = _cluster_name(call.params.get("cluster"))

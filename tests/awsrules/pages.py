@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from protocol import Answer, Call
+from protocol import Answer, Call, with_body
 
 PREFIX = "l5d-page:"
 
@@ -241,12 +241,7 @@ def answer(paging: Paging, answer: Answer) -> Answer:
         body = _xml_page(paging, answer.body)
     if body is None:
         return answer
-    headers = []
-    for k, v in answer.headers:
-        if k.lower() == "x-amz-crc32":
-            v = str(zlib.crc32(body) & 0xFFFFFFFF)
-        headers.append((k, v))
-    return Answer(answer.status, headers, body)
+    return with_body(answer, body)
 
 
 def _window(paging: Paging, keys: list[str]) -> tuple[int, int, str | None]:

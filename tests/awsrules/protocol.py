@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -216,3 +217,13 @@ VALIDATION_CODES = {
     "service-quotas": "ValidationException",
 }
 MISSING_CODES = {"ec2": "MissingParameter"}
+
+
+def with_body(answer: Answer, body: bytes) -> Answer:
+    """The answer with another body, its CRC32 header (ECS's, DynamoDB-style) made to match."""
+    headers = []
+    for k, v in answer.headers:
+        if k.lower() == "x-amz-crc32":
+            v = str(zlib.crc32(body) & 0xFFFFFFFF)
+        headers.append((k, v))
+    return Answer(answer.status, headers, body)

@@ -46,28 +46,37 @@ fn running_ids(tasks: &[aws_sdk_ecs::types::Task]) -> BTreeSet<String> {
         .collect()
 }
 
+/// `deploy hello-world --count N`, then the hello-world tasks that run, read from ECS.
+async fn deploy_hello(t: &TestEnv, count: usize) -> Vec<aws_sdk_ecs::types::Task> {
+    t.cli()
+        .args(["deploy", "hello-world", "--count", &count.to_string()])
+        .run()
+        .await
+        .assert_success();
+    started_app_tasks(&t.aws, "hello-world").await
+}
+
+async fn assert_nothing_left(t: &TestEnv) {
+    let after = t.aws.snapshot(DEFAULT_STACK).await;
+    assert!(
+        after.leftovers().is_empty(),
+        "down left {:?}",
+        after.leftovers()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_list_is_read_to_its_last_page() {
     let t = TestEnv::new().await;
     t.moto.configure(small_pages());
     let nodes = up_with(&t, 3).await;
 
-    t.cli()
-        .args(["deploy", "hello-world", "--count", "5"])
-        .run()
-        .await
-        .assert_success();
-    let hello = started_app_tasks(&t.aws, "hello-world").await;
+    let hello = deploy_hello(&t, 5).await;
     assert_eq!(hello.len(), 5, "five hello-world tasks run");
 
     // A second deploy of the same count sees all five (ListTasks in pages of 2) and starts
     // none.
-    t.cli()
-        .args(["deploy", "hello-world", "--count", "5"])
-        .run()
-        .await
-        .assert_success();
-    let again = started_app_tasks(&t.aws, "hello-world").await;
+    let again = deploy_hello(&t, 5).await;
     assert_eq!(running_ids(&again), running_ids(&hello), "no task added");
 
     // status: every node (DescribeInstances one reservation a page), each ACTIVE
@@ -134,24 +143,14 @@ async fn every_list_is_read_to_its_last_page() {
     );
 
     t.cli().args(["down", "--yes"]).run().await.assert_success();
-    let after = t.aws.snapshot(DEFAULT_STACK).await;
-    assert!(
-        after.leftovers().is_empty(),
-        "down left {:?}",
-        after.leftovers()
-    );
+    assert_nothing_left(&t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_leaves_the_tasks_of_the_nodes_it_terminates_to_go_with_them() {
     let t = TestEnv::new().await;
     up_with(&t, 3).await;
-    t.cli()
-        .args(["deploy", "hello-world", "--count", "12"])
-        .run()
-        .await
-        .assert_success();
-    let hello = started_app_tasks(&t.aws, "hello-world").await;
+    let hello = deploy_hello(&t, 12).await;
     assert_eq!(hello.len(), 12, "RunTask batches of 10 and 2, both started");
 
     let proxy = t.proxy().await;
@@ -166,12 +165,7 @@ async fn down_leaves_the_tasks_of_the_nodes_it_terminates_to_go_with_them() {
         "every task ran on a node that down terminated: {:?}",
         proxy.call_names()
     );
-    let after = t.aws.snapshot(DEFAULT_STACK).await;
-    assert!(
-        after.leftovers().is_empty(),
-        "down left {:?}",
-        after.leftovers()
-    );
+    assert_nothing_left(&t).await;
     assert!(
         !t.state_path(DEFAULT_STACK).exists(),
         "the state file goes once nothing is left"
@@ -182,12 +176,7 @@ async fn down_leaves_the_tasks_of_the_nodes_it_terminates_to_go_with_them() {
 async fn undeploy_stops_many_tasks_sixteen_at_a_time_through_throttling() {
     let t = TestEnv::new().await;
     up_with(&t, 4).await;
-    t.cli()
-        .args(["deploy", "hello-world", "--count", "24"])
-        .run()
-        .await
-        .assert_success();
-    let hello = started_app_tasks(&t.aws, "hello-world").await;
+    let hello = deploy_hello(&t, 24).await;
     assert_eq!(hello.len(), 24, "three RunTask batches, all started");
 
     // Every call slow enough that concurrent ones overlap, and a fifth of them throttled.
