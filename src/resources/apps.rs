@@ -250,7 +250,8 @@ fn app_state(app: &AppRecord, described: &[Task]) -> String {
 
 /// The tasks this tool started in the cluster that are meant to run. ListTasks takes
 /// `startedBy` only alone, so the family and the desired status are read from the described
-/// tasks: one listing covers both apps.
+/// tasks: one listing covers both apps. With their tags: `deploy`'s look-up after a lost
+/// answer finds its batch by tag.
 async fn running_tasks(ctx: &Ctx, cluster: &str) -> Result<Vec<Task>> {
     let arns = tasks::list(
         ctx.aws
@@ -261,7 +262,7 @@ async fn running_tasks(ctx: &Ctx, cluster: &str) -> Result<Vec<Task>> {
         &format!("the tasks l5d-ecs started in {cluster}"),
     )
     .await?;
-    Ok(tasks::describe(ctx, cluster, &arns)
+    Ok(tasks::describe_with_tags(ctx, cluster, &arns)
         .await?
         .into_iter()
         .filter(|t| t.desired_status() == Some("RUNNING"))

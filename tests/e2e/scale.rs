@@ -214,3 +214,34 @@ async fn undeploy_stops_many_tasks_sixteen_at_a_time_through_throttling() {
         "the state forgets the app: {state:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_run_task_answer_is_lost_is_found_by_its_tag_not_sent_again() {
+    let t = TestEnv::new().await;
+    up_with(&t, 2).await;
+
+    // Two RunTask batches (10 and 2) at once; one answer lost on the way back.
+    let proxy = t.proxy().await;
+    proxy.drop_times("RunTask", 1);
+    t.cli_via(&proxy)
+        .args(["deploy", "hello-world", "--count", "12"])
+        .run()
+        .await
+        .assert_success();
+
+    let hello = started_app_tasks(&t.aws, "hello-world").await;
+    assert_eq!(
+        hello.len(),
+        12,
+        "each batch started once: {:?}",
+        running_ids(&hello)
+    );
+    // The look-up found the lost batch's tasks by their batch tag (the other batch's
+    // tasks, started beside them, are not its): no RunTask went out again.
+    assert_eq!(
+        proxy.count("RunTask"),
+        2,
+        "one RunTask per batch: {:?}",
+        proxy.call_names()
+    );
+}
