@@ -30,10 +30,11 @@ pub struct Backoff {
 /// account's API rate. The cap is jittered too, so concurrent waits spread out.
 impl Backoff {
     /// A new IAM role or instance profile reaching EC2, Auto Scaling or Scheduler: about 10 s
-    /// on a fresh account, and it holds up the first node.
+    /// on a fresh account, and it holds up the first node. The cap plus one call's round trip
+    /// stays under a second after AWS would accept (measured by bench/up.sh's overshoot row).
     pub const IAM: Backoff = Backoff {
         first: Duration::from_millis(100),
-        max: Duration::from_millis(750),
+        max: Duration::from_millis(600),
     };
     /// Terminated instances' network interfaces letting go of a security group: about 30 s.
     pub const NETWORK: Backoff = Backoff {
