@@ -8,7 +8,6 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 use aws_sdk_ecs::types::DesiredStatus;
-use futures::FutureExt;
 use serde::Serialize;
 
 use super::unrecorded::Unrecorded;
@@ -149,18 +148,16 @@ pub async fn run(args: &StatusArgs, env: &Env) -> anyhow::Result<()> {
 pub async fn report(ctx: &Ctx) -> Result<StatusReport> {
     let r = ctx.state.resources();
     // One DescribeInstances serves what burns and the node table (at 60 nodes, the largest
-    // answer of the run).
-    let instances = costs::running_instances(&ctx.aws.ec2, Some(ctx.stack.as_str()))
-        .map(|r| r.map_err(|e| format!("{e:#}")))
-        .boxed()
-        .shared();
-    let burning = async {
-        let instances = instances.clone().await.map_err(|e| anyhow::anyhow!(e))?;
-        costs::burn_of(&ctx.aws.ec2, &instances).await
+    // answer of the run): whichever needs it first makes it, the other waits for that answer.
+    let instances = tokio::sync::OnceCell::new();
+    let stack_instances = || {
+        instances
+            .get_or_try_init(|| costs::running_instances(&ctx.aws.ec2, Some(ctx.stack.as_str())))
     };
+    let burning = async { costs::burn_of(&ctx.aws.ec2, stack_instances().await?).await };
     let cluster = async {
         match &r.cluster {
-            Some(cluster) => where_tasks_run(ctx, &cluster.name, instances.clone()).await,
+            Some(cluster) => where_tasks_run(ctx, &cluster.name, stack_instances()).await,
             None => Ok(Placement::default()),
         }
     };
@@ -214,7 +211,7 @@ struct Placement {
 async fn where_tasks_run(
     ctx: &Ctx,
     name: &str,
-    instances: impl std::future::Future<Output = Result<Vec<aws_sdk_ec2::types::Instance>, String>>,
+    instances: impl std::future::Future<Output = Result<&Vec<aws_sdk_ec2::types::Instance>>>,
 ) -> Result<Placement> {
     let stopped_what = format!("the stopped tasks of {name}");
     let stopped = async {
@@ -228,7 +225,7 @@ async fn where_tasks_run(
     };
     let (look, stopped, running) =
         futures::join!(nodes::cluster_look(ctx, name), stopped, instances);
-    let running = running.map(|all| nodes::running_nodes_among(ctx, &all));
+    let running = running.map(|all| nodes::running_nodes_among(ctx, all));
     let look = look?;
     let mut registered: BTreeMap<String, String> = BTreeMap::new();
     let mut ci_status: BTreeMap<String, String> = BTreeMap::new();
@@ -256,7 +253,7 @@ async fn where_tasks_run(
         stopped,
         ..Placement::default()
     };
-    for n in &running.map_err(|e| anyhow::anyhow!(e))? {
+    for n in &running? {
         let id = n.instance_id.to_string();
         let tasks = by_instance.remove(&id).unwrap_or_default();
         if tasks.contains_key(&viz_family) && placement.viz_host.is_none() {
