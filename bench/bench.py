@@ -616,13 +616,14 @@ def scale_analysis(outdir, meta):
     w("")
     w("Less emulator time: the wall time minus how much longer than the latency each call on the "
       "critical path (the chain of calls that ended last) took to be answered. The rules layer "
-      "answers one call at a time, and moto is slow on big answers (a `DescribeInstances` of 60 "
-      "instances takes ~0.3 s of moto's time, more when calls queue behind it); real AWS adds "
-      "neither, so this column estimates the tool's own time at the given latency. The targets "
-      "are judged on it (and on the rounds: at most one more at the largest size), because the "
-      "wall time at 60 nodes is mostly moto's serializer: about 1 ms of CPU per task it describes "
-      "and 6 ms per instance, one call at a time (measured in-process, moto 5.2.5), where AWS "
-      "answers in about the same time whatever the size. Both ratios are in the table.")
+      "answers one call at a time (moto is not thread-safe), and moto's serializer is slow on big "
+      "answers: timed inside the rules layer on 2026-12-02 (moto 5.2.5), a `DescribeInstances` "
+      "of 61 instances took ~40 ms, a `DescribeTasks` of 100 tasks ~30-45 ms, a "
+      "`DescribeContainerInstances` of 60 ~45 ms, two to three times that on a slower day of "
+      "the same machine, and the ~20 calls of a round queue behind each other. Real AWS answers "
+      "in about the same time whatever the size and serves calls side by side, so this column "
+      "estimates the tool's own time at the given latency. The targets are judged on it (and on "
+      "the rounds: at most one more at the largest size). Both ratios are in the table.")
     w("")
     broke = [(label, n, v) for label, _, _ in SCALE_OPS for n in sizes
              for v in (st(label, n) or {"violations": []})["violations"]]
