@@ -168,8 +168,7 @@ from collections import deque
 from typing import Any, Callable
 
 import pages
-from protocol import ACCOUNT, Answer, Call, error
-from protocol import with_body
+from protocol import ACCOUNT, Answer, Call, error, with_body
 
 DEFAULT_DELAYS: dict[str, float] = {
     "instance_profile": 0.5,
@@ -270,30 +269,36 @@ ECS_RUNTASK_CONFLICT = (
 )
 ASG_XMLNS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 
+
 # ------------------------------------------------------------------------------------------
 # moto access
 # ------------------------------------------------------------------------------------------
+
 
 def _ec2(account: str, region: str):
     from moto.ec2.models import ec2_backends
 
     return ec2_backends[account][region]
 
+
 def _ecs(account: str, region: str):
     from moto.ecs.models import ecs_backends
 
     return ecs_backends[account][region]
+
 
 def _autoscaling(account: str, region: str):
     from moto.autoscaling.models import autoscaling_backends
 
     return autoscaling_backends[account][region]
 
+
 def _iam(account: str):
     # IAM is global: moto keys its backend by partition ("aws"), not by region.
     from moto.iam.models import iam_backends
 
     return iam_backends[account]["aws"]
+
 
 def _existing(backend_dict, account: str) -> list[tuple[str, Any]]:
     """(region, backend) for the regions that already have a backend: plain dict reads, so
@@ -303,26 +308,32 @@ def _existing(backend_dict, account: str) -> list[tuple[str, Any]]:
         return []
     return list(dict.items(per_account))
 
+
 def _existing_backend(backend_dict, account: str, region: str):
     per_account = dict.get(backend_dict, account)
     return dict.get(per_account, region) if per_account else None
+
 
 def _ecs_backends(account: str) -> list[tuple[str, Any]]:
     from moto.ecs.models import ecs_backends
 
     return _existing(ecs_backends, account)
 
+
 def _ec2_existing(account: str, region: str):
     from moto.ec2.models import ec2_backends
 
     return _existing_backend(ec2_backends, account, region)
+
 
 def _utcnow():
     from moto.core.utils import utcnow
 
     return utcnow()
 
+
 _PATCHED = False
+
 
 def _patch_moto() -> None:
     """Serialises moto (its request handling and its reset) on MOTO_LOCK, records when each
@@ -427,16 +438,20 @@ def _patch_moto() -> None:
         IAMBackend._init_aws_policies = aws_partition_policies
         _PATCHED = True
 
+
 # ------------------------------------------------------------------------------------------
 # small helpers
 # ------------------------------------------------------------------------------------------
 
+
 def _cluster_name(value: Any) -> str:
     return str(value or "default").split("/")[-1]
+
 
 def _fingerprint(params: dict[str, Any], token_field: str) -> str:
     rest = {k: v for k, v in params.items() if k != token_field}
     return json.dumps(rest, sort_keys=True, default=str)
+
 
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -447,6 +462,7 @@ def _json(answer: Answer) -> Any:
     except ValueError:
         return None
 
+
 def _query_ok(operation: str, xmlns: str) -> Answer:
     rid = str(uuid.uuid4())
     body = (
@@ -454,6 +470,7 @@ def _query_ok(operation: str, xmlns: str) -> Answer:
         f"</RequestId></ResponseMetadata></{operation}Response>"
     ).encode()
     return Answer(200, [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)], body)
+
 
 def _profile_name(value: Any) -> str | None:
     """The instance profile a parameter names: a name, an ARN, or {"Name"|"Arn": ...}."""
@@ -463,11 +480,14 @@ def _profile_name(value: Any) -> str | None:
         return None
     return str(value).rsplit("/", 1)[-1]
 
+
 def _deployment_id() -> str:
     return f"ecs-svc/{random.randint(10**18, 10**19 - 1)}"
 
+
 def _live(task) -> bool:
     return task.desired_status == "RUNNING" and task._status != "STOPPED"
+
 
 class World:
     def __init__(self) -> None:
