@@ -273,6 +273,20 @@ async fn the_confirmation_lists_exactly_what_down_then_deletes_in_aligned_column
     assert!(log_groups.log_groups().is_empty(), "the log group is gone");
 }
 
+/// The nodes among `arns` on which `daemon`'s service has a RUNNING task.
+async fn daemon_nodes(aws: &Aws, daemon: &str, arns: &[String]) -> BTreeSet<String> {
+    let service = format!("{DEFAULT_STACK}-{daemon}");
+    let group = format!("service:{service}");
+    crate::mesh_support::tasks_of(aws, &service)
+        .await
+        .iter()
+        .filter(|t| t.group() == Some(group.as_str()) && t.last_status() == Some("RUNNING"))
+        .filter_map(|t| t.container_instance_arn())
+        .filter(|a| arns.iter().any(|x| x == a))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_live_for_every_line_with_daemons_per_node_and_columns_that_line_up() {
     let t = TestEnv::new().await;
@@ -290,6 +304,29 @@ async fn status_is_live_for_every_line_with_daemons_per_node_and_columns_that_li
         .map(|r| r["kind"].as_str().unwrap().to_owned())
         .collect();
     t.aws.register_container_instances(DEFAULT_STACK).await;
+    let arns = t
+        .aws
+        .ecs
+        .list_container_instances()
+        .cluster(DEFAULT_STACK)
+        .status(aws_sdk_ecs::types::ContainerInstanceStatus::Active)
+        .send()
+        .await
+        .unwrap()
+        .container_instance_arns()
+        .to_vec();
+    assert!(!arns.is_empty());
+    // ECS places daemon tasks a moment after a node joins; status is read once they are, so
+    // that what it says and what the test reads after it are the same moment's answer.
+    until("each daemon's task on every node", || async {
+        for daemon in DAEMONS {
+            if daemon_nodes(&t.aws, daemon, &arns).await.len() < arns.len() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     // Gone behind the tool's back: status must say so, not what the state file says.
     t.aws
         .logs
@@ -324,30 +361,9 @@ async fn status_is_live_for_every_line_with_daemons_per_node_and_columns_that_li
     );
 
     // Each daemon's nodes, as ECS shows them.
-    let arns = t
-        .aws
-        .ecs
-        .list_container_instances()
-        .cluster(DEFAULT_STACK)
-        .status(aws_sdk_ecs::types::ContainerInstanceStatus::Active)
-        .send()
-        .await
-        .unwrap()
-        .container_instance_arns()
-        .to_vec();
-    assert!(!arns.is_empty());
     for daemon in DAEMONS {
         let service = format!("{DEFAULT_STACK}-{daemon}");
-        let tasks = crate::mesh_support::tasks_of(&t.aws, &service).await;
-        let on: BTreeSet<&str> = tasks
-            .iter()
-            .filter(|t| {
-                t.group() == Some(format!("service:{service}").as_str())
-                    && t.last_status() == Some("RUNNING")
-            })
-            .filter_map(|t| t.container_instance_arn())
-            .filter(|a| arns.iter().any(|x| x == a))
-            .collect();
+        let on = daemon_nodes(&t.aws, daemon, &arns).await;
         let line = lines
             .iter()
             .find(|l| l["kind"] == "daemon-service" && l["name"] == service.as_str())

@@ -5,7 +5,6 @@
 //! moto's S3 and the region, never from the tool's messages alone.
 
 use std::path::Path;
-use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 
@@ -69,27 +68,6 @@ async fn wait_for_lock(aws: &Aws) -> serde_json::Value {
     let key = format!("{KEY}.lock");
     let bytes = until("the S3 lock object", || async { object(aws, &key).await }).await;
     serde_json::from_slice(&bytes).expect("the lock is JSON")
-}
-
-/// Polls `look` (10 ms, doubling to 200 ms) until it gives something, for at most a minute.
-async fn until<T, F, Fut>(what: &str, mut look: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut pause = Duration::from_millis(10);
-    loop {
-        if let Some(found) = look().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
 }
 
 fn other_dir() -> tempfile::TempDir {

@@ -342,6 +342,27 @@ pub fn http_call(
     Ok((status, body))
 }
 
+/// Polls `look` (10 ms, doubling to 200 ms) until it gives something, for at most a minute.
+pub async fn until<T, F, Fut>(what: &str, mut look: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(found) = look().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // SDK clients
 // ---------------------------------------------------------------------------------------------
